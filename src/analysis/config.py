@@ -1,0 +1,84 @@
+"""Parameters and paths: read ``params.yaml`` and hand each stage its sections.
+
+``params.yaml`` is the single source of truth for parameters.  ``dvc.yaml`` declares which
+sections a stage reads; :func:`stage_parameters` flattens exactly those into the names a
+notebook's ``parameters`` cell uses: a top-level key keeps its name (``year``), a key inside
+a section becomes ``<section>_<key>`` (``clusters.k`` -> ``clusters_k``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: Processed data written by the pipeline stages (relative to the project root).
+PROCESSED = Path("data/processed")
+#: Published outputs.
+REPORTS = Path("reports")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; an empty file gives ``{}``."""
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def flatten(params: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """Flatten the named top-level keys of ``params`` into notebook parameter names.
+
+    Parameters
+    ----------
+    params : mapping
+        The parsed ``params.yaml``.
+    keys : sequence of str
+        Top-level keys to take: a scalar or list key is passed as is, a section (a mapping)
+        is split into ``<section>_<key>`` entries.  ``"clusters.k"`` takes one key of a
+        section.
+
+    Returns
+    -------
+    dict
+        Parameter name -> value, sorted by name.
+    """
+    out: dict[str, Any] = {}
+    for key in keys:
+        section, _, sub = key.partition(".")
+        if section not in params:
+            raise KeyError(f"params.yaml has no key '{section}'")
+        value = params[section]
+        if sub:
+            out[f"{section}_{sub}"] = value[sub]
+        elif isinstance(value, Mapping):
+            out.update({f"{section}_{k}": v for k, v in value.items()})
+        else:
+            out[section] = value
+    return dict(sorted(out.items()))
+
+
+def stage_param_keys(dvc: Mapping[str, Any], stage: str) -> list[str]:
+    """The ``params:`` list of a stage in a parsed ``dvc.yaml`` (default params file only)."""
+    try:
+        entries = dvc["stages"][stage].get("params", [])
+    except KeyError as exc:
+        raise KeyError(f"dvc.yaml has no stage '{stage}'") from exc
+    keys: list[str] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            keys.append(entry)
+        else:  # {"other_params.yaml": [...]} -- not used by this project
+            raise ValueError(f"stage '{stage}': only params.yaml keys are supported, got {entry}")
+    return keys
+
+
+def stage_parameters(stage: str, root: str | Path = ".") -> dict[str, Any]:
+    """Notebook parameters of a pipeline stage, from ``params.yaml`` and ``dvc.yaml``."""
+    root = Path(root)
+    params = load_yaml(root / "params.yaml")
+    dvc = load_yaml(root / "dvc.yaml")
+    return flatten(params, stage_param_keys(dvc, stage))

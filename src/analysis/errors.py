@@ -1,0 +1,55 @@
+"""Input problems reported the way an analyst can act on them.
+
+A :class:`Problem` names the file, the row(s) as the analyst sees them in a spreadsheet
+(the header is row 1, so the first data row is row 2), the column, the offending value and
+what was expected.  :class:`InputError` carries one or more problems; the pipeline stops
+with its message and no traceback (``analysis.nbrun`` prints it and exits with code 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+MAX_ROWS_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One contract violation, located in the analyst's file."""
+
+    file: str
+    column: str
+    expected: str
+    rows: tuple[int, ...] = ()
+    value: str = ""
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.rows:
+            shown = ", ".join(str(r) for r in self.rows[:MAX_ROWS_SHOWN])
+            more = len(self.rows) - MAX_ROWS_SHOWN
+            where += f", row{'s' if len(self.rows) > 1 else ''} {shown}"
+            if more > 0:
+                where += f" (and {more} more)"
+        if self.column:
+            where += f", column '{self.column}'"
+        got = f": got {self.value!r}" if self.value != "" else ""
+        return f"{where}{got}; expected {self.expected}"
+
+
+class InputError(Exception):
+    """The input breaks the data contract; the run cannot proceed."""
+
+    def __init__(self, problems: Iterable[Problem] | Problem | str):
+        if isinstance(problems, str):
+            problems = [Problem(file="", column="", expected=problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: Sequence[Problem] = tuple(problems)
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        n = len(self.problems)
+        head = "The input data cannot be used" + (f" ({n} problems):" if n > 1 else ":")
+        return "\n".join([head, *(f"  - {p}" for p in self.problems)])

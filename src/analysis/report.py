@@ -1,0 +1,436 @@
+"""Stage 05: tables, figures and metrics of the annual report.
+
+Functions return plain values (HTML strings, matplotlib figures, dicts); the report
+notebook only displays them.  Every table goes through :func:`html_table`, which escapes
+every cell (school names are data, not markup) and renders numbers deterministically.
+Values computed from fewer than ``min_n`` participants are replaced with a suppression
+mark by :func:`suppress` before they reach a table.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from .flags import TYPOLOGY  # noqa: E402
+from .i18n import label, t  # noqa: E402
+
+Formatter = Callable[[Any], str]
+
+
+def fmt_num(digits: int = 2) -> Formatter:
+    return lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
+
+
+def fmt_pct(v: Any) -> str:
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}%"
+
+
+def html_table(df: pd.DataFrame, lang: str = "ru", *, formats: Mapping[str, Formatter] | None = None,
+               max_rows: int | None = None, index: bool = False) -> str:
+    """Render a DataFrame as an escaped HTML table with catalogue column labels.
+
+    Column ``c`` is labelled with catalogue key ``col.<c>`` when the catalogue has it, else shown as is.
+    Every cell is converted with its formatter (or ``str``) and then HTML-escaped.
+    """
+    formats = dict(formats or {})
+    if index:
+        df = df.reset_index()
+    if df.empty:
+        return f'<p class="sc-note">{html.escape(t("value.empty", lang))}</p>'
+    shown = df if max_rows is None else df.head(max_rows)
+
+    def head(col: str) -> str:
+        try:
+            return t(f"col.{col}", lang)
+        except KeyError:
+            return str(col)
+
+    numeric = {c for c in shown.columns if pd.api.types.is_numeric_dtype(shown[c])}
+    lines = ['<table class="sc-table">', "<thead><tr>"]
+    lines += [f"<th>{html.escape(head(c))}</th>" for c in shown.columns]
+    lines.append("</tr></thead><tbody>")
+    for row in shown.itertuples(index=False):
+        cells = []
+        for col, value in zip(shown.columns, row):
+            text = formats.get(col, _default)(value)
+            cls = ' class="num"' if col in numeric else ""
+            cells.append(f"<td{cls}>{html.escape(text)}</td>")
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    lines.append("</tbody></table>")
+    if max_rows is not None and len(df) > max_rows:
+        more = t("col.more_rows", lang, n=len(df) - max_rows)
+        lines.append(f'<p class="sc-note">{html.escape(more)}</p>')
+    return "\n".join(lines)
+
+
+def _default(value: Any) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "✓" if value else ""
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def suppress(values: pd.Series, n: pd.Series, min_n: int, lang: str = "ru",
+             formatter: Formatter = fmt_pct) -> pd.Series:
+    """Format ``values``, replacing those computed from fewer than ``min_n`` with a mark."""
+    mark = t("value.suppressed", lang, min_n=min_n)
+    return pd.Series([mark if k < min_n else formatter(v) for v, k in zip(values, n)],
+                     index=values.index, dtype="object")
+
+
+def label_categories(df: pd.DataFrame, lang: str = "ru") -> pd.DataFrame:
+    """Replace category codes (school type, settlement, typology, procedure, subject,
+    reason, analysis, table) with their catalogue labels."""
+    out = df.copy()
+    for col in ("school_type", "settlement_type", "typology", "procedure", "subject",
+                "reason", "analysis", "table"):
+        if col in out:
+            out[col] = out[col].map(lambda v, c=col: label(c, v, lang) if pd.notna(v) else "")
+    return out
+
+
+# --- sections ---------------------------------------------------------------------------
+
+def summary_table(counts: Mapping[str, int], lang: str = "ru") -> str:
+    """Two-column table: measure label -> count (keys are ``report.summary_<key>``)."""
+    df = pd.DataFrame({"measure": [t(f"report.summary_{k}", lang) for k in counts],
+                       "count": list(counts.values())})
+    return html_table(df, lang)
+
+
+def cluster_profiles(clustered: pd.DataFrame, quality: pd.DataFrame, min_n: int) -> pd.DataFrame:
+    """Profile of each cluster: size, mean index, enrollment, settlement mix, main type,
+    mean quality (over schools with at least ``min_n`` students).
+
+    Parameters
+    ----------
+    clustered : DataFrame, one row per school of the reporting year
+        ``cluster, school_id, social_index, enrollment, settlement_type, school_type``.
+    quality : DataFrame with ``school_id, quality_index, n_students`` (reporting year)
+    """
+    q = quality.loc[quality["n_students"] >= min_n, ["school_id", "quality_index"]]
+    df = clustered.merge(q, on="school_id", how="left")
+    grp = df.groupby("cluster", sort=True)
+    out = pd.DataFrame({
+        "n_schools": grp.size(),
+        "social_index": grp["social_index"].mean(),
+        "enrollment_median": grp["enrollment"].median(),
+        "share_city": grp["settlement_type"].apply(lambda s: (s == "city").mean()),
+        "share_village": grp["settlement_type"].apply(lambda s: (s == "village").mean()),
+        "main_type": grp["school_type"].agg(lambda s: s.value_counts().sort_index()
+                                            .sort_values(ascending=False, kind="stable").index[0]),
+        "quality_index": grp["quality_index"].mean(),
+    })
+    return out.reset_index()
+
+
+def fig_distributions(index: pd.Series, quality: pd.Series, lang: str = "ru") -> plt.Figure:
+    """Histograms of the social well-being index and the quality index."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    sns.histplot(index.dropna(), bins=30, ax=axes[0], color="#4C72B0")
+    axes[0].set_xlabel(t("report.gradient_axis_x", lang))
+    sns.histplot(quality.dropna(), bins=30, ax=axes[1], color="#55A868")
+    axes[1].set_xlabel(t("report.gradient_axis_y", lang))
+    for ax in axes:
+        ax.set_ylabel(t("col.n_schools", lang))
+    fig.tight_layout()
+    return fig
+
+
+def fig_gradient(flags: pd.DataFrame, intercept: float, slope: float, quad: float | None,
+                 lang: str = "ru") -> plt.Figure:
+    """Scatter of quality on the index, the fitted line and resilient schools marked.
+
+    Point size grows with the number of students (bigger = more precise).
+    """
+    fig, ax = plt.subplots(figsize=(8, 5))
+    size = 8 + 40 * np.sqrt(flags["n_students"] / flags["n_students"].max())
+    ax.scatter(flags["social_index"], flags["quality_index"], s=size, alpha=0.35,
+               color="#7f7f7f", label=t("report.gradient_schools", lang), linewidths=0)
+    res = flags["resilient"]
+    ax.scatter(flags.loc[res, "social_index"], flags.loc[res, "quality_index"],
+               s=size[res] + 20, color="#d62728", edgecolor="black",
+               label=t("typology.resilient", lang), zorder=3)
+    x = np.linspace(flags["social_index"].min(), flags["social_index"].max(), 200)
+    y = intercept + slope * x + (quad or 0.0) * x**2
+    ax.plot(x, y, color="#1f77b4", lw=2, label=t("report.gradient_fit", lang))
+    ax.set_xlabel(t("report.gradient_axis_x", lang))
+    ax.set_ylabel(t("report.gradient_axis_y", lang))
+    ax.legend(loc="upper left", frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def dynamics(results: pd.DataFrame) -> pd.DataFrame:
+    """Regional share of «4»/«5» and of low results by procedure and year (participant-weighted)."""
+    r = results.loc[results["participants"] > 0].assign(
+        good=lambda d: (d["n_mark4"] + d["n_mark5"]).astype("float64"),
+        low=lambda d: d["n_low"].astype("float64"),
+        n=lambda d: d["participants"].astype("float64"),
+        n_marked=lambda d: d["participants"].where(d["kind"] == "marked", 0).astype("float64"),
+    )
+    g = r.groupby(["procedure", "year"], sort=True)[["good", "low", "n", "n_marked"]].sum()
+    out = pd.DataFrame({
+        "share_quality": (g["good"] / g["n_marked"]).where(g["n_marked"] > 0),
+        "share_low": g["low"] / g["n"],
+        "participants": g["n"].astype("int64"),
+    })
+    return out.reset_index()
+
+
+def params_table(params: Mapping[str, Any]) -> pd.DataFrame:
+    """Parameters of the run as ``parameter, value`` rows (lists and dicts as compact JSON)."""
+    rows = []
+    for key, value in params.items():
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        rows.append({"parameter": key, "value": text})
+    return pd.DataFrame(rows)
+
+
+def write_metrics(path: str | Path, metrics: Mapping[str, Any]) -> Path:
+    """Write metrics as sorted, indented JSON with a trailing newline (stable bytes)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_round(metrics), ensure_ascii=False, indent=2, sort_keys=True)
+                    + "\n", encoding="utf-8")
+    return path
+
+
+def _round(obj: Any, ndigits: int = 6) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _round(v, ndigits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_round(v, ndigits) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return round(float(obj), ndigits)
+    return obj
+
+
+def join_labels(values: Sequence[Any], kind: str | None, lang: str = "ru") -> str:
+    """Comma-joined labels of category values (or the values themselves)."""
+    return ", ".join(label(kind, v, lang) if kind else str(v) for v in values)
+
+
+# --- the report's sections (each returns HTML; figures are separate) -----------------------
+
+def heading(key: str, lang: str = "ru", level: int = 2) -> str:
+    return f"<h{level}>{html.escape(t(key, lang))}</h{level}>"
+
+
+def para(key: str, lang: str = "ru", **fmt: Any) -> str:
+    return f"<p>{html.escape(t(key, lang, **fmt))}</p>"
+
+
+def summary_counts(d, lang: str = "ru") -> dict[str, int]:
+    """Headline counts of the report (and of metrics.json)."""
+    f = d.flags
+    return {
+        "schools": int(d.schools_year["school_id"].nunique()),
+        "municipalities": int(d.schools_year["municipality"].nunique()),
+        "results": int(len(d.results)),
+        "analysed": int(len(f)),
+        "resilient": int(f["resilient"].sum()),
+        "shnor": int(d.shnor["shnor"].sum()),
+        "shnsu": int(f["low_context"].sum()),
+        "objectivity": int(d.objectivity["objectivity_flag"].sum()),
+        "excluded": int(len(d.ledger)),
+    }
+
+
+def section_title(d, lang: str, min_n: int) -> str:
+    sy = d.schools_year
+    return "\n".join([
+        f"<h1>{html.escape(t('report.title', lang))}</h1>",
+        para("report.subtitle", lang, year=d.year, prev=d.year - 1,
+             n_mun=sy["municipality"].nunique(), n_schools=sy["school_id"].nunique()),
+        para("report.intro", lang, min_n=min_n),
+    ])
+
+
+def section_summary(d, lang: str) -> str:
+    g = d.gradient
+    return "\n".join([
+        heading("report.summary", lang), summary_table(summary_counts(d, lang), lang),
+        para("report.summary_slope", lang, slope=g["slope"], lo=g["slope_ci_low"],
+             hi=g["slope_ci_high"], r2=g["r2"]),
+    ])
+
+
+def section_clusters(d, lang: str, min_n: int) -> str:
+    s = d.clusters_summary
+    sy = d.schools_year[["school_id", "enrollment", "settlement_type", "school_type"]]
+    clustered = d.clusters.merge(sy, on="school_id", how="left")
+    quality = d.school_year.loc[d.school_year["year"] == d.year]
+    prof = label_categories(cluster_profiles(clustered, quality, min_n).rename(
+        columns={"main_type": "school_type"}), lang).rename(columns={"school_type": "main_type"})
+    feats = ", ".join(s["features"])
+    return "\n".join([
+        heading("report.clusters", lang),
+        para("report.clusters_text", lang, k=s["k"], features=feats, silhouette=s["silhouette"]),
+        html_table(prof, lang, formats={"share_city": fmt_pct, "share_village": fmt_pct,
+                                        "social_index": fmt_num(2), "quality_index": fmt_num(3),
+                                        "enrollment_median": fmt_num(0)}),
+    ])
+
+
+def gradient_table(g: Mapping[str, Any], lang: str = "ru") -> str:
+    rows = [
+        (t("report.gradient_slope", lang),
+         f"{g['slope']:+.4f} (SE {g['slope_se']:.4f}; 95% {g['slope_ci_low']:.4f}…{g['slope_ci_high']:.4f})"),
+        (t("report.gradient_r2", lang), f"{g['r2']:.3f}"),
+        (t("report.gradient_quad", lang), f"{g['quad']:+.4f} (SE {g['quad_se']:.4f}; p = {g['quad_p']:.3f})"),
+        (t("report.gradient_n", lang), f"{g['n_schools']} / {g['n_students']}"),
+    ]
+    return html_table(pd.DataFrame(rows, columns=["measure", "estimate"]), lang)
+
+
+def flagged_schools(f: pd.DataFrame, mask: pd.Series, lang: str, top_n: int) -> str:
+    cols = ["school_id", "school_name", "municipality", "school_type", "social_index",
+            "quality_index", "fitted", "residual", "interval", "n_students"]
+    df = f.loc[mask].assign(interval=lambda x: [f"{a:+.3f}…{b:+.3f}" for a, b in
+                                                zip(x["ci_low"], x["ci_high"])])
+    df = df.sort_values(["residual", "school_id"], ascending=[False, True], kind="stable")
+    return html_table(label_categories(df[cols], lang), lang, max_rows=top_n,
+                      formats={"residual": lambda v: f"{v:+.3f}"})
+
+
+def shnor_table(d, lang: str, min_n: int, top_n: int) -> pd.DataFrame:
+    """One row per ШНОР school: criteria met and its low procedures, small cells suppressed."""
+    det = d.shnor_details.copy()
+    det["share"] = suppress(det["share_low"], det["participants"], min_n, lang)
+    det["text"] = [
+        f"{label('procedure', p, lang)} {g} · {label('subject', s, lang)} · {y}: {sh} "
+        f"(n={n if n >= min_n else '<' + str(min_n)})"
+        for p, g, s, y, sh, n in zip(det["procedure"], det["grade"], det["subject"], det["year"],
+                                     det["share"], det["participants"])
+    ]
+    texts = det.groupby("school_id", sort=True)["text"].agg("; ".join)
+    on = d.shnor.loc[d.shnor["shnor"]].merge(
+        d.schools_year[["school_id", "school_name", "municipality", "school_type"]],
+        on="school_id", how="left")
+    crit = []
+    for c1, c2 in zip(on["criterion_1"], on["criterion_2"]):
+        parts = ([t("value.criterion_1", lang, year=d.year)] if c1 else []) + (
+            [t("value.criterion_2", lang, year=d.year, prev=d.year - 1)] if c2 else [])
+        crit.append("; ".join(parts))
+    on["criteria"] = crit
+    on["low_procedures"] = on["school_id"].map(texts)
+    cols = ["school_id", "school_name", "municipality", "school_type", "criteria",
+            "low_procedures"]
+    return label_categories(on[cols], lang)
+
+
+def section_lists(d, lang: str, *, min_n: int, top_n: int, q: float, min_effect: float,
+                  threshold: float, obj_threshold: float) -> str:
+    f = d.flags
+    cut = float(f["low_context_cut"].iloc[0]) if len(f) else float("nan")
+    obj = d.objectivity.loc[d.objectivity["objectivity_flag"]].merge(
+        d.schools_year[["school_id", "school_name", "municipality"]], on="school_id")
+    obj = obj.sort_values(["gap", "school_id"], ascending=[False, True], kind="stable")
+    return "\n".join([
+        heading("report.lists", lang),
+        heading("report.list_resilient", lang, 3),
+        para("report.list_resilient_text", lang, q=q, min_effect=min_effect),
+        flagged_schools(f, f["resilient"], lang, top_n),
+        heading("report.list_shnor", lang, 3),
+        para("report.list_shnor_text", lang, thr=threshold, year=d.year, prev=d.year - 1,
+             min_n=min_n),
+        html_table(shnor_table(d, lang, min_n, top_n), lang, max_rows=top_n),
+        heading("report.list_shnsu", lang, 3),
+        para("report.list_shnsu_text", lang, q=q, cut=cut),
+        flagged_schools(f, f["low_context"], lang, top_n),
+        heading("report.list_objectivity", lang, 3),
+        para("report.list_objectivity_text", lang, thr=obj_threshold),
+        html_table(obj[["school_id", "school_name", "municipality", "vpr_quality",
+                        "oge_quality", "gap"]], lang, max_rows=top_n,
+                   formats={"vpr_quality": fmt_pct, "oge_quality": fmt_pct,
+                            "gap": lambda v: f"{v:+.3f}"}),
+    ])
+
+
+def section_typology(d, lang: str, q: float) -> str:
+    f = d.flags
+    counts = (f["typology"].value_counts().reindex(list(TYPOLOGY), fill_value=0)
+              .rename_axis("typology").rename("n_schools").reset_index())
+    by_mun = pd.crosstab(f["municipality"], f["typology"]).reindex(
+        columns=list(TYPOLOGY), fill_value=0)
+    by_mun.columns = [label("typology", c, lang) for c in by_mun.columns]
+    by_mun.index.name = "municipality"
+    return "\n".join([
+        heading("report.typology", lang), para("report.typology_text", lang, q=q),
+        html_table(label_categories(counts, lang), lang),
+        heading("report.typology_by_municipality", lang, 3),
+        html_table(by_mun.sort_index(), lang, index=True),
+    ])
+
+
+def section_dynamics(d, lang: str) -> str:
+    dyn = label_categories(dynamics(d.results), lang)
+    return "\n".join([
+        heading("report.dynamics", lang), para("report.dynamics_text", lang),
+        html_table(dyn, lang, formats={"share_quality": fmt_pct, "share_low": fmt_pct}),
+    ])
+
+
+def section_methods(lang: str, params: Mapping[str, Any]) -> str:
+    p = params
+    signed = ", ".join(f"{k} ({'+' if v > 0 else '−'})" for k, v in p["index_indicators"].items())
+    return "\n".join([
+        heading("report.methods", lang),
+        para("report.methods_text", lang, method=p["index_method"], indicators=signed,
+             min_ind=p["index_min_indicators"], procs=join_labels(p["prepare_quality_procedures"],
+                                                                  "procedure", lang),
+             subjects=join_labels(p["prepare_quality_subjects"], "subject", lang),
+             grades=join_labels(p["prepare_quality_grades"], None), cov=p["ses_link_cov_type"],
+             min_n=p["min_n"], seed=p["clusters_seed"]),
+        heading("report.params_table", lang, 3),
+        html_table(params_table(p), lang),
+    ])
+
+
+def section_exclusions(d, lang: str, top_n: int) -> str:
+    acc = label_categories(d.accounting, lang)
+    led = d.ledger.sort_values(["analysis", "table", "year", "school_id"], kind="stable")
+    cols = ["analysis", "table", "year", "school_id", "procedure", "subject", "grade",
+            "source_row", "reason"]
+    return "\n".join([
+        heading("report.exclusions", lang, 3), para("report.exclusions_text", lang),
+        html_table(acc, lang),
+        heading("report.exclusions_list", lang, 3),
+        html_table(label_categories(led[cols], lang), lang, max_rows=top_n),
+    ])
+
+
+def build_metrics(d, params: Mapping[str, Any]) -> dict[str, Any]:
+    """metrics.json: headline numbers a researcher compares across runs (dvc exp show)."""
+    counts = summary_counts(d)
+    g = d.gradient
+    return {
+        "year": d.year,
+        "counts": counts,
+        "typology": {k: int((d.flags["typology"] == k).sum()) for k in TYPOLOGY},
+        "gradient": {k: g[k] for k in ("slope", "slope_se", "r2", "quad", "quad_p",
+                                       "n_schools", "n_students")},
+        "clusters": {k: d.clusters_summary[k] for k in ("k", "silhouette", "sizes")},
+        "accounting_balanced": bool(
+            (d.accounting["in_scope"] == d.accounting["used"] + d.accounting["excluded"]).all()),
+    }

@@ -1,0 +1,59 @@
+"""Canonical names of the raw data contract: one place for every column and category.
+
+The raw contract (``DATA_CONTRACT.md`` in the shared folder, restated in the README)
+defines three tables.  Everything downstream refers to columns through the constants
+here, so a renamed column is renamed once.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- table `schools`: one row per school per year -------------------------------------------
+SCHOOL_KEY: Final = ("year", "school_id")
+SCHOOLS_REQUIRED: Final = (
+    "year",
+    "school_id",
+    "school_name",
+    "municipality",
+    "settlement_type",
+    "school_type",
+    "enrollment",
+)
+#: Social indicators (shares on 0..1) with the sign of their link to social well-being.
+SOCIAL_INDICATORS: Final[dict[str, int]] = {
+    "share_parents_higher_ed": +1,
+    "share_low_income": -1,
+    "share_single_parent": -1,
+    "share_unemployed_parents": -1,
+    "share_disability": -1,
+    "share_non_native": -1,
+    "share_prevention_register": -1,
+}
+#: Resource factors: shares, but not part of the social index.
+RESOURCE_INDICATORS: Final = ("teacher_vacancy_rate", "share_teachers_top_category")
+SCHOOLS_OPTIONAL: Final = tuple(SOCIAL_INDICATORS) + RESOURCE_INDICATORS
+SCHOOLS_COLUMNS: Final = SCHOOLS_REQUIRED + SCHOOLS_OPTIONAL
+
+SETTLEMENT_TYPES: Final = ("city", "town", "village")
+SCHOOL_TYPES: Final = ("basic", "secondary", "advanced", "gymnasium", "lyceum", "adapted", "other")
+
+# --- table `results`: one row per school x year x procedure x subject x grade ---------------
+RESULT_KEY: Final = ("year", "school_id", "procedure", "subject", "grade")
+RESULTS_REQUIRED: Final = RESULT_KEY + ("participants",)
+MARK_COUNTS: Final = ("n_mark2", "n_mark3", "n_mark4", "n_mark5")
+MARK_SHARES: Final = ("pct_mark2", "pct_mark3", "pct_mark4", "pct_mark5")
+RESULTS_OPTIONAL: Final = MARK_COUNTS + MARK_SHARES + ("n_below_min", "pct_below_min", "mean_score")
+RESULTS_COLUMNS: Final = RESULTS_REQUIRED + RESULTS_OPTIONAL
+
+PROCEDURES: Final = ("VPR", "OGE", "EGE")  # known labels; any other label is accepted too
+MARKED_PROCEDURES: Final = ("VPR", "OGE")
+SCORED_PROCEDURES: Final = ("EGE",)
+SUBJECTS: Final = ("rus", "math", "math_base", "math_profile")
+GRADES: Final = tuple(range(4, 12))
+
+# --- table `students` (optional): one row per student x procedure ---------------------------
+STUDENTS_COLUMNS: Final = RESULT_KEY + ("student_key", "score", "mark", "ses")
+
+#: Raw file stems the pipeline looks for in the raw folder (any of .csv, .xlsx, .parquet).
+TABLES: Final = ("schools", "results", "students")

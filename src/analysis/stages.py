@@ -1,0 +1,236 @@
+"""The pipeline stages as functions: read inputs, compute, write outputs.
+
+Each ``run_*`` function is what one notebook calls; its keyword arguments are the
+notebook's parameters (params.yaml), and every file it writes is an ``outs`` entry of its
+stage in ``dvc.yaml`` (see :data:`FILES`).  Keeping them here lets tests run a slice of the
+pipeline in memory and on disk without Jupyter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+
+from . import context, flags, io, ledger, prepare, schema, ses_link
+from .config import PROCESSED
+
+#: Every processed file, by name (relative to the project root).
+FILES: dict[str, Path] = {
+    name: PROCESSED / f"{name}.parquet"
+    for name in ("schools", "results", "school_year", "social_index", "clusters", "ses_sample",
+                 "flags", "shnor", "shnor_details", "objectivity")
+}
+FILES.update({
+    "clusters_summary": PROCESSED / "clusters.json",
+    "ses_link_summary": PROCESSED / "ses_link.json",
+    "kmeans_k": PROCESSED / "plots" / "kmeans_k.csv",
+    "gradient_points": PROCESSED / "plots" / "gradient.csv",
+})
+LEDGER_DIR = PROCESSED / "ledger"
+
+
+def _write(df: pd.DataFrame, root: Path, name: str) -> None:
+    path = root / FILES[name]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".csv":
+        df.to_csv(path, index=False, float_format="%.6f", lineterminator="\n")
+    else:
+        df.to_parquet(path, index=False)
+
+
+def _write_json(obj: Mapping[str, Any], root: Path, name: str) -> None:
+    from .report import write_metrics
+
+    write_metrics(root / FILES[name], obj)
+
+
+def _write_ledger(book: tuple[pd.DataFrame, pd.DataFrame], root: Path, stage: str) -> None:
+    (root / LEDGER_DIR).mkdir(parents=True, exist_ok=True)
+    book[0].to_parquet(root / LEDGER_DIR / f"{stage}.parquet", index=False)
+    book[1].to_parquet(root / LEDGER_DIR / f"{stage}_accounting.parquet", index=False)
+
+
+def read(root: str | Path, name: str) -> pd.DataFrame:
+    """Read a processed table by its :data:`FILES` name."""
+    path = Path(root) / FILES[name]
+    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+
+
+def read_json(root: str | Path, name: str) -> dict[str, Any]:
+    return json.loads((Path(root) / FILES[name]).read_text(encoding="utf-8"))
+
+
+def read_ledger(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All stages' ledgers and accounting tables, concatenated."""
+    folder = Path(root) / LEDGER_DIR
+    parts = [(pd.read_parquet(p), pd.read_parquet(p.with_name(p.stem + "_accounting.parquet")))
+             for p in sorted(folder.glob("*.parquet")) if not p.stem.endswith("_accounting")]
+    return ledger.combine(parts)
+
+
+# --- 01 prepare -----------------------------------------------------------------------------
+
+def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, quality_procedures:
+                Sequence[str], quality_subjects: Sequence[str],
+                quality_grades: Sequence[int]) -> prepare.Prepared:
+    """Read ``raw_dir``, check and tidy the tables, compute school-year quality."""
+    root = Path(root)
+    raw = Path(raw_dir) if Path(raw_dir).is_absolute() else root / raw_dir
+    schools = io.read_table(raw, "schools")
+    results = io.read_table(raw, "results")
+    out = prepare.prepare(schools, results, year=year, procedures=quality_procedures,
+                          subjects=quality_subjects, grades=quality_grades)
+    _write(out.schools, root, "schools")
+    _write(out.results, root, "results")
+    _write(out.school_year, root, "school_year")
+    _write_ledger((out.ledger, out.accounting), root, "01_prepare")
+    return out
+
+
+# --- 02 context and clusters ----------------------------------------------------------------
+
+@dataclass
+class ContextResult:
+    index: pd.DataFrame
+    clusters: pd.DataFrame
+    model: context.ContextClusters
+    k_curve: pd.DataFrame
+
+
+def k_curve(X: pd.DataFrame, ks: Sequence[int], seed: int, n_init: int = 10) -> pd.DataFrame:
+    """Inertia and silhouette of k-means for each k (for choosing k; a DVC plot)."""
+    z = ((X - X.mean()) / X.std(ddof=0).replace(0.0, 1.0)).to_numpy()
+    rows = []
+    for k in ks:
+        if k >= len(X):
+            break
+        km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(z)
+        rows.append({"k": k, "inertia": km.inertia_, "silhouette": silhouette_score(z, km.labels_)})
+    return pd.DataFrame(rows)
+
+
+def run_context(root: str | Path = ".", *, year: int, indicators: Mapping[str, int],
+                method: str, min_indicators: int, features: Sequence[str], k: int,
+                n_init: int, seed: int) -> ContextResult:
+    """Social index for every school-year; k-means clusters of the reporting year's schools."""
+    root = Path(root)
+    schools = read(root, "schools")
+    index, led, acc = context.social_index_by_year(schools, indicators, method, min_indicators)
+    X = context.context_features(schools.loc[schools["year"] == year], index, features)
+    model = context.ContextClusters(k=k, n_init=n_init, seed=seed).fit(X)
+    clusters = X.reset_index()
+    clusters.insert(2, "cluster", model.labels_)
+    scope = schools.loc[schools["year"] == year]
+    clustered = pd.MultiIndex.from_frame(scope[list(schema.SCHOOL_KEY)]).isin(
+        pd.MultiIndex.from_frame(clusters[list(schema.SCHOOL_KEY)]))
+    book_c = ledger.record(scope, pd.Series(~clustered, index=scope.index),
+                           analysis="clusters", table="schools", reason="no_social_index")
+    curve = k_curve(X, range(2, 11), seed)
+    _write(index, root, "social_index")
+    _write(clusters, root, "clusters")
+    _write(curve, root, "kmeans_k")
+    _write_ledger(ledger.combine([(led, acc), book_c]), root, "02_context_clusters")
+    _write_json({
+        "k": k, "silhouette": model.silhouette_, "inertia": model.inertia_,
+        "sizes": {str(c): int((model.labels_ == c).sum()) for c in range(1, k + 1)},
+        "features": list(features), "index_method": method,
+    }, root, "clusters_summary")
+    return ContextResult(index, clusters, model, curve)
+
+
+# --- 03 social status and results -----------------------------------------------------------
+
+def run_ses_link(root: str | Path = ".", *, year: int, min_n: int, quadratic: bool,
+                 cov_type: str) -> tuple[ses_link.Gradient, pd.DataFrame]:
+    """Fit the gradient on the reporting year's schools with at least ``min_n`` students."""
+    root = Path(root)
+    sample, book = ses_link.analysis_sample(
+        read(root, "schools"), read(root, "social_index"), read(root, "school_year"),
+        year=year, min_n=min_n)
+    grad, fitted = ses_link.fit_gradient(sample, quadratic=quadratic, cov_type=cov_type)
+    sample = pd.concat([sample, fitted], axis=1)
+    _write(sample, root, "ses_sample")
+    _write(sample[["school_id", "social_index", "quality_index", "fitted"]], root,
+           "gradient_points")
+    _write_ledger(book, root, "03_ses_link")
+    _write_json(grad.to_dict(), root, "ses_link_summary")
+    return grad, sample
+
+
+# --- 04 flags -------------------------------------------------------------------------------
+
+@dataclass
+class FlagsResult:
+    flags: pd.DataFrame
+    shnor: pd.DataFrame
+    shnor_details: pd.DataFrame
+    objectivity: pd.DataFrame
+
+
+def run_flags(root: str | Path = ".", *, year: int, low_context_quantile: float, z: float,
+              min_effect: float, objectivity_threshold: float, shnor_threshold: float,
+              shnor_procedures: Sequence[str], shnor_min_participants: int) -> FlagsResult:
+    """Resilience, typology, ШНСУ, objectivity screen and the ШНОР rule."""
+    root = Path(root)
+    results, schools = read(root, "results"), read(root, "schools")
+    sample = read(root, "ses_sample")
+    obj = flags.objectivity_gap(results, year, z=z, threshold=objectivity_threshold)
+    table = flags.school_flags(sample, sample[["fitted", "residual"]], obj,
+                               low_context_quantile=low_context_quantile, z=z,
+                               min_effect=min_effect)
+    table["low_context_cut"] = table.attrs.pop("low_context_cut")
+    rule = dict(threshold=shnor_threshold, procedures=shnor_procedures,
+                min_participants=shnor_min_participants)
+    sh = flags.shnor(results, schools, year, **rule)
+    details = flags.shnor_details(results, sh, year, **rule)
+    _write(table, root, "flags")
+    _write(sh, root, "shnor")
+    _write(details, root, "shnor_details")
+    _write(obj, root, "objectivity")
+    return FlagsResult(table, sh, details, obj)
+
+
+# --- 05 report ------------------------------------------------------------------------------
+
+@dataclass
+class ReportData:
+    """Everything the report shows, read from the processed files."""
+
+    year: int
+    schools: pd.DataFrame
+    results: pd.DataFrame
+    school_year: pd.DataFrame
+    index: pd.DataFrame
+    clusters: pd.DataFrame
+    sample: pd.DataFrame
+    flags: pd.DataFrame
+    shnor: pd.DataFrame
+    shnor_details: pd.DataFrame
+    objectivity: pd.DataFrame
+    ledger: pd.DataFrame
+    accounting: pd.DataFrame
+    clusters_summary: dict[str, Any]
+    gradient: dict[str, Any]
+
+    @property
+    def schools_year(self) -> pd.DataFrame:
+        """Schools of the reporting year."""
+        return self.schools.loc[self.schools["year"] == self.year]
+
+
+def load_report_data(root: str | Path = ".", *, year: int) -> ReportData:
+    names = ("schools", "results", "school_year", "social_index", "clusters", "ses_sample",
+             "flags", "shnor", "shnor_details", "objectivity")
+    t = {n: read(root, n) for n in names}
+    led, acc = read_ledger(root)
+    return ReportData(
+        year, t["schools"], t["results"], t["school_year"], t["social_index"], t["clusters"],
+        t["ses_sample"], t["flags"], t["shnor"], t["shnor_details"], t["objectivity"], led, acc,
+        read_json(root, "clusters_summary"), read_json(root, "ses_link_summary"))

@@ -1,0 +1,108 @@
+"""The whole DVC pipeline on a tiny region: report, metrics, no-op re-run, granular re-runs."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.i18n import t
+from conftest import TINY_PARAMS, make_project
+
+pytestmark = pytest.mark.pipeline
+
+BIN = Path(sys.executable).parent
+EVIL = '<b>Школа</b><script>alert("x")</script> & «Ко»'
+SECTIONS = ["report.summary", "report.distributions", "report.clusters", "report.gradient",
+            "report.list_resilient", "report.list_shnor", "report.list_shnsu", "report.typology",
+            "report.methods", "report.params_table", "report.exclusions"]
+
+
+def dvc(root: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    proc = subprocess.run([str(BIN / "dvc"), *args], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def ran(proc: subprocess.CompletedProcess) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", proc.stdout + proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, tiny_region):
+    root = make_project(tmp_path_factory.mktemp("pipe"), tiny_region, TINY_PARAMS)
+    truth = tiny_region.truth
+    target = sorted(truth.loc[truth["meets_shnor"].astype(bool), "school_id"])[0]
+    schools = pd.read_csv(root / "data/raw/schools.csv", dtype=str, keep_default_na=False)
+    schools.loc[schools["school_id"] == target, "school_name"] = EVIL
+    schools.to_csv(root / "data/raw/schools.csv", index=False)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=root, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
+                   cwd=root, check=True)
+    first = dvc(root, "repro")
+    return root, first
+
+
+def test_first_run_executes_every_stage(pipeline):
+    _, first = pipeline
+    assert ran(first) == ["01_prepare", "02_context_clusters", "03_ses_link", "04_flags",
+                          "05_report"]
+
+
+def test_report_has_every_section_and_opens_offline(pipeline):
+    root, _ = pipeline
+    page = (root / "reports" / "2025" / "report.html").read_text(encoding="utf-8")
+    for key in SECTIONS:
+        assert html.escape(t(key, "ru")) in page, key
+    assert '<html lang="ru">' in page
+    assert not re.search(r"""<script[^>]+src=""", page), "no external scripts"
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)
+    assert not re.search(r"@import\s+url\(\s*['\"]?https?:", page)
+    assert "data:image/png;base64," in page  # figures are embedded
+    assert "Traceback" not in page and "import analysis" not in page  # no code cells
+
+
+def test_school_names_are_escaped(pipeline):
+    root, _ = pipeline
+    page = (root / "reports" / "2025" / "report.html").read_text(encoding="utf-8")
+    assert '<script>alert("x")</script>' not in page and "<b>Школа</b>" not in page
+    assert html.escape(EVIL) in page
+
+
+def test_metrics_and_executed_notebooks(pipeline):
+    root, _ = pipeline
+    m = json.loads((root / "reports" / "metrics.json").read_text(encoding="utf-8"))
+    assert m["year"] == 2025 and m["clusters"]["k"] == 3 and m["accounting_balanced"] is True
+    assert m["counts"]["schools"] > 50
+    for stage in ("01_prepare", "02_context_clusters", "03_ses_link", "04_flags", "05_report"):
+        text = (root / "reports" / "2025" / "notebooks" / f"{stage}.ipynb").read_text()
+        assert '"output_type": "error"' not in text
+
+
+def test_second_repro_runs_nothing(pipeline):
+    root, _ = pipeline
+    again = dvc(root, "repro")
+    assert ran(again) == []
+    assert "up to date" in dvc(root, "status").stdout
+
+
+def test_clustering_experiment_reruns_only_what_depends_on_it(pipeline):
+    root, _ = pipeline
+    exp = dvc(root, "exp", "run", "-S", "clusters.k=2")
+    assert ran(exp) == ["02_context_clusters", "05_report"]
+    m = json.loads((root / "reports" / "metrics.json").read_text(encoding="utf-8"))
+    assert m["clusters"]["k"] == 2
+    shown = json.loads(dvc(root, "exp", "show", "--json").stdout)
+    assert "clusters.k" in json.dumps(shown) or '"k": 2' in json.dumps(shown)

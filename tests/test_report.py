@@ -1,0 +1,74 @@
+"""Report helpers: escaping, suppression, the catalogue, stable metrics."""
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis import report
+from analysis.i18n import LANGS, catalogue, label, t
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_html_table_escapes_every_cell_and_labels_columns():
+    df = pd.DataFrame({"school_name": ['<script>alert("x")</script> & «Лицей»'], "n_students": [12]})
+    out = report.html_table(df, "ru")
+    assert "<script>" not in out
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; «Лицей»" in out
+    assert "<th>Наименование ОО</th>" in out and '<td class="num">12</td>' in out
+    assert "<th>School</th>" in report.html_table(df, "en")
+
+
+def test_html_table_truncates_long_lists_and_says_so():
+    out = report.html_table(pd.DataFrame({"x": range(12)}), "ru", max_rows=10)
+    assert out.count("<tr>") == 11 and "… и ещё 2" in out
+
+
+def test_suppress_hides_values_from_fewer_than_min_n():
+    out = report.suppress(pd.Series([0.5, 0.25]), pd.Series([9, 10]), 10, "ru")
+    assert out.tolist() == ["н/д (n<10)", "25.0%"]
+
+
+def test_catalogue_has_every_language_for_every_key():
+    for key, entry in catalogue().items():
+        assert set(entry) == set(LANGS), key
+        assert all(entry[lang].strip() for lang in LANGS), key
+    assert label("school_type", "basic") == "ООШ"
+    assert t("report.summary_slope", "en", slope=0.1, lo=0.05, hi=0.15, r2=0.3).startswith(
+        "Social gradient: +1 SD")
+    with pytest.raises(KeyError):
+        t("report.no_such_key")
+
+
+def test_every_key_used_in_code_exists():
+    """t("...")/heading("...")/para("...") keys in the library and notebooks are catalogued."""
+    sources = list((ROOT / "src" / "analysis").glob("*.py")) + list((ROOT / "notebooks").glob("*.ipynb"))
+    pattern = re.compile(r"""(?:\bt|heading|para)\(\s*\\?["']([a-z_]+\.[a-z_0-9.]+)\\?["']""")
+    keys = {k for p in sources for k in pattern.findall(p.read_text(encoding="utf-8"))}
+    assert len(keys) > 30
+    missing = sorted(k for k in keys if k not in catalogue())
+    assert not missing
+
+
+def test_every_category_of_the_contract_has_labels():
+    from analysis import schema
+
+    for kind, values in (("school_type", schema.SCHOOL_TYPES),
+                         ("settlement_type", schema.SETTLEMENT_TYPES),
+                         ("procedure", schema.PROCEDURES), ("subject", schema.SUBJECTS)):
+        for v in values:
+            for lang in LANGS:
+                assert label(kind, v, lang)
+
+
+def test_metrics_are_written_with_stable_bytes(tmp_path):
+    import numpy as np
+
+    m = {"b": np.float64(0.1234567891), "a": {"z": np.int64(3), "y": [np.bool_(True)]}}
+    p1 = report.write_metrics(tmp_path / "m1.json", m)
+    p2 = report.write_metrics(tmp_path / "m2.json", dict(reversed(list(m.items()))))
+    assert p1.read_bytes() == p2.read_bytes()
+    assert json.loads(p1.read_text()) == {"a": {"y": [True], "z": 3}, "b": 0.123457}
