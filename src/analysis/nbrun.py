@@ -112,13 +112,13 @@ def export_html(notebook: str | Path, html: str | Path, *, lang: str = "ru") -> 
     exporter = HTMLExporter(
         template_name="report", extra_template_basedirs=[str(TEMPLATES)],
         exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
-        embed_images=True,
+        embed_images=True, language_code=lang,
     )
     exporter.register_preprocessor(
         TagRemovePreprocessor(remove_cell_tags={"remove", "parameters", "injected-parameters"}),
         enabled=True,
     )
-    body, _ = exporter.from_notebook_node(nb, resources={"language_code": lang})
+    body, _ = exporter.from_notebook_node(nb)
     html = Path(html)
     html.parent.mkdir(parents=True, exist_ok=True)
     html.write_text(body, encoding="utf-8")
