@@ -6,6 +6,7 @@ import html
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -106,4 +107,45 @@ def test_clustering_experiment_reruns_only_what_depends_on_it(pipeline):
     m = json.loads((root / "reports" / "metrics.json").read_text(encoding="utf-8"))
     assert m["clusters"]["k"] == 2
     shown = json.loads(dvc(root, "exp", "show", "--json").stdout)
-    assert "clusters.k" in json.dumps(shown) or '"k": 2' in json.dumps(shown)
+    records = list(_records(shown))
+    params = [r["params"]["params.yaml"].get("data", {}) for r in records if r.get("params")]
+    runs = [(r["params"]["params.yaml"].get("data", {}),
+             r["metrics"]["reports/metrics.json"].get("data", {}))
+            for r in records if r.get("params") and r.get("metrics")]
+    assert any(p["clusters"]["k"] == 2 and m.get("clusters", {}).get("k") == 2
+               for p, m in runs), runs  # the experiment, with its metrics
+    assert any(p["clusters"]["k"] == 3 for p in params)  # the baseline it is compared with
+
+
+def _records(node):
+    """Every dict in `dvc exp show --json` output that carries params or metrics."""
+    if isinstance(node, dict):
+        if "params" in node or "metrics" in node:
+            yield node
+        for value in node.values():
+            yield from _records(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _records(value)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (.ci/run installs it)")
+def test_report_renders_in_a_browser_with_the_network_off(pipeline, tmp_path):
+    """Headless Chromium, every host unresolvable: all sections and figures render."""
+    root, _ = pipeline
+    page = root / "reports" / "2025" / "report.html"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--host-resolver-rules=MAP * ~NOTFOUND"]
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()], capture_output=True,
+                         text=True, timeout=120).stdout
+    for key in SECTIONS:
+        assert html.escape(t(key, "ru"), quote=False) in dom, key
+    assert dom.count("data:image/png;base64,") >= 2
+    shot = tmp_path / "report.png"
+    subprocess.run([CHROMIUM, *flags, "--window-size=1200,2000", f"--screenshot={shot}",
+                    page.as_uri()], capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 50_000  # a rendered page, not a blank one

@@ -147,6 +147,7 @@ res.flags["typology"].value_counts()
     ],
     "05_report": [
         code("""
+import matplotlib.pyplot as plt
 from IPython.display import HTML, display
 
 from analysis import report as rp
@@ -163,6 +164,8 @@ display(HTML(rp.heading("report.distributions", lang) + rp.para("report.distribu
 sy = d.school_year.loc[d.school_year["year"] == year]
 fig = rp.fig_distributions(d.index.loc[d.index["year"] == year, "social_index"],
                            sy.loc[sy["n_students"] >= min_n, "quality_index"], lang)
+display(fig)
+plt.close(fig)
 """),
         code("display(HTML(rp.section_clusters(d, lang, min_n)))"),
         code("""
@@ -172,6 +175,8 @@ display(HTML(rp.heading("report.gradient", lang)
              + rp.gradient_table(g, lang)))
 fig = rp.fig_gradient(d.flags, g["intercept"], g["slope"],
                       g["quad"] if g["quadratic_in_fit"] else None, lang)
+display(fig)
+plt.close(fig)
 """),
         code("""
 display(HTML(rp.section_lists(

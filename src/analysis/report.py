@@ -15,16 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from .flags import TYPOLOGY  # noqa: E402
-from .i18n import label, t  # noqa: E402
+from .flags import TYPOLOGY
+from .i18n import label, t
 
 Formatter = Callable[[Any], str]
 
@@ -310,7 +307,7 @@ def flagged_schools(f: pd.DataFrame, mask: pd.Series, lang: str, top_n: int) -> 
                                                 zip(x["ci_low"], x["ci_high"])])
     df = df.sort_values(["residual", "school_id"], ascending=[False, True], kind="stable")
     return html_table(label_categories(df[cols], lang), lang, max_rows=top_n,
-                      formats={"residual": lambda v: f"{v:+.3f}"})
+                      formats={"residual": lambda v: f"{v:+.3f}", "n_students": fmt_num(0)})
 
 
 def shnor_table(d, lang: str, min_n: int, top_n: int) -> pd.DataFrame:
@@ -318,8 +315,8 @@ def shnor_table(d, lang: str, min_n: int, top_n: int) -> pd.DataFrame:
     det = d.shnor_details.copy()
     det["share"] = suppress(det["share_low"], det["participants"], min_n, lang)
     det["text"] = [
-        f"{label('procedure', p, lang)} {g} · {label('subject', s, lang)} · {y}: {sh} "
-        f"(n={n if n >= min_n else '<' + str(min_n)})"
+        f"{label('procedure', p, lang)} {g} · {label('subject', s, lang)} · {y}: {sh}"
+        + (f" (n={n})" if n >= min_n else "")
         for p, g, s, y, sh, n in zip(det["procedure"], det["grade"], det["subject"], det["year"],
                                      det["share"], det["participants"])
     ]
