@@ -28,6 +28,9 @@ def test_prepare_notebook_runs_with_injected_parameters(tiny_project):
     assert "start_time" not in text and "iopub" not in text
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
+    # deterministic: a second run writes the same bytes
+    first = out.read_bytes()
+    assert nbrun.run_notebook("01_prepare", root=tiny_project).read_bytes() == first
 
 
 def test_input_error_stops_with_a_message_and_no_traceback(tiny_project, capsys):

@@ -7,6 +7,7 @@ planted ground truth (data/demo_truth) is recovered.
 from __future__ import annotations
 
 import hashlib
+import re
 
 import numpy as np
 import pandas as pd
@@ -126,3 +127,29 @@ def test_metrics_summarise_the_run(demo_run):
     assert m["counts"]["resilient"] == m["typology"]["resilient"]
     assert sum(m["typology"].values()) == m["counts"]["analysed"]
     assert sum(m["clusters"]["sizes"].values()) == len(d.clusters)
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_every_report_section_renders_in_both_languages(demo_run, lang):
+    from analysis.config import flatten
+
+    _, d = demo_run
+    p = flatten(load_yaml(stages.Path(__file__).resolve().parents[1] / "params.yaml"),
+                ["year", "min_n", "lang", "prepare", "index", "clusters", "ses_link", "flags",
+                 "report"])
+    parts = [
+        report.section_title(d, lang, 10), report.section_summary(d, lang),
+        report.section_clusters(d, lang, 10),
+        report.gradient_table(d.gradient, lang),
+        report.section_lists(d, lang, min_n=10, top_n=5, q=0.25, min_effect=0.05,
+                             threshold=0.3, obj_threshold=0.15),
+        report.section_typology(d, lang, 0.25), report.section_dynamics(d, lang),
+        report.section_methods(lang, p), report.section_exclusions(d, lang, 5),
+    ]
+    text = "\n".join(parts)
+    marker = "Resilient schools" if lang == "en" else "Резильентные школы"
+    assert marker in text
+    if lang == "en":
+        # data cells (names, municipalities) and the programme's acronyms stay Russian
+        prose = re.sub(r"<td>[^<]*</td>|ШНОР|ШНСУ", "", text)
+        assert not re.search("[А-Яа-яЁё]{3,}", prose), re.search("[А-Яа-яЁё]{3,}.{0,40}", prose)

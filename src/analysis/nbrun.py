@@ -58,11 +58,13 @@ def ensure_kernel(name: str = KERNEL_NAME) -> str:
 
 
 def scrub(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Drop timing metadata (papermill and nbclient) so re-runs are byte-identical."""
+    """Drop timing metadata and random ids (papermill, nbclient): re-runs are byte-identical."""
     pm = nb.metadata.get("papermill", {})
     for key in (*VOLATILE, "environment_variables", "input_path", "output_path"):
         pm.pop(key, None)
     for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell["id"] = "injected-parameters"  # papermill gives it a random id
         cell.metadata.pop("execution", None)
         for key in VOLATILE:
             cell.metadata.get("papermill", {}).pop(key, None)
