@@ -41,7 +41,7 @@ def test_all_problems_are_reported_at_once(tmp_path):
 
 def test_missing_required_column_is_named(tmp_path):
     write(tmp_path, "year,school_id\n2025,1\n")
-    with pytest.raises(InputError, match="column 'school_name'; expected a required column"):
+    with pytest.raises(InputError, match="column 'school_name'; expected a column for 'school_name'"):
         io.read_table(tmp_path, "schools")
 
 

@@ -24,7 +24,8 @@ def run_all(root, **overrides):
     p = load_yaml(root / "params.yaml")
     year = p["year"]
     pr, ix, cl, sl, fl = (p[s] for s in ("prepare", "index", "clusters", "ses_link", "flags"))
-    stages.run_prepare(root, year=year, raw_dir=pr["raw_dir"],
+    stages.run_prepare(root, year=year, raw_dir=pr["raw_dir"], mapping=pr["mapping"],
+                       sheet=pr["sheet"], header_row=pr["header_row"],
                        quality_procedures=pr["quality_procedures"],
                        quality_subjects=pr["quality_subjects"], quality_grades=pr["quality_grades"])
     stages.run_context(root, year=year, indicators=ix["indicators"], method=ix["method"],

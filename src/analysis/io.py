@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from . import schema
 from .errors import InputError, Problem
+from .mapping import Mapping, apply_mapping, load_mapping
+from .readers import ReadOptions, ReadReport, read_text
 
 EXTENSIONS = (".csv", ".xlsx", ".parquet")
 INT_COLUMNS = frozenset(
@@ -52,34 +53,18 @@ def find_table(raw_dir: str | Path, name: str, *, required: bool = True) -> Path
     return found[0]
 
 
-def read_text_table(path: str | Path) -> pd.DataFrame:
-    """Read a file as a table of text cells, with ``source_row`` (header = row 1)."""
-    path = Path(path)
-    if path.suffix == ".parquet":
-        df = pd.read_parquet(path)
-        df = df.astype(object).where(df.notna(), None)
-        df = df.apply(lambda col: col.map(lambda v: None if v is None else str(v)))
-    elif path.suffix == ".xlsx":
-        df = pd.read_excel(path, dtype=str, keep_default_na=False, na_values=[""])
-    else:
-        try:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""],
-                             encoding="utf-8-sig", sep=_separator(path))
-        except pd.errors.EmptyDataError:
-            df = pd.DataFrame()
-    if df.empty and len(df.columns) == 0:
-        raise InputError(Problem(str(path), "", "a header row and at least one data row"))
-    df.columns = [str(c).strip() for c in df.columns]
-    df.insert(0, "source_row", np.arange(2, len(df) + 2, dtype="int64"))
-    df.insert(0, "source_file", path.name)
+def read_text_table(path: str | Path, options: ReadOptions | None = None,
+                    reports: list[ReadReport] | None = None) -> pd.DataFrame:
+    """Read a file as a table of text cells, with ``source_file`` and ``source_row``.
+
+    All formats go through :func:`analysis.readers.read_text`; what it detected or
+    repaired (encoding, separator, decimal commas, skipped title rows) is appended to
+    ``reports`` when given.
+    """
+    df, report = read_text(path, options or ReadOptions())
+    if reports is not None:
+        reports.append(report)
     return df
-
-
-def _separator(path: Path) -> str:
-    """``;`` when the header line has semicolons and no commas, else ``,``."""
-    with open(path, encoding="utf-8-sig", errors="replace") as fh:
-        header = fh.readline()
-    return ";" if ";" in header and "," not in header else ","
 
 
 def _int_column(raw: pd.Series, name: str, file: str, rows: pd.Series) -> tuple[pd.Series, list]:
@@ -130,7 +115,8 @@ def coerce_table(df: pd.DataFrame, table: str) -> pd.DataFrame:
     ]
     if problems:
         raise InputError(problems)
-    out = df[["source_file", "source_row"]].copy()
+    out = df[["source_file", "source_row"]].astype({"source_file": "string",
+                                                     "source_row": "int64"})
     rows = df["source_row"]
     for col in columns:
         if col not in df.columns:
@@ -169,9 +155,32 @@ def _contract(table: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     raise ValueError(f"unknown table '{table}'")
 
 
-def read_table(raw_dir: str | Path, table: str, *, required: bool = True) -> pd.DataFrame | None:
-    """Find, read and type-convert one contract table."""
+def read_table(raw_dir: str | Path, table: str, *, required: bool = True,
+               options: ReadOptions | None = None, mapping: Mapping | None = None,
+               reports: list[ReadReport] | None = None,
+               notes: list[str] | None = None) -> pd.DataFrame | None:
+    """Find, read, map and type-convert one contract table.
+
+    The one path every table takes: :func:`read_text_table` (any format, text cells),
+    :func:`analysis.mapping.apply_mapping` (the analyst's headers to canonical names,
+    percent shares to fractions; a file with canonical headers needs no mapping), then
+    :func:`coerce_table` (types, with every bad cell located).  What the reader detected
+    goes to ``reports`` and what the mapping did to ``notes``, when given.
+    """
     path = find_table(raw_dir, table, required=required)
     if path is None:
         return None
-    return coerce_table(read_text_table(path), table)
+    text, mapped = apply_mapping(read_text_table(path, options, reports), table, mapping,
+                                 path.name)
+    if notes is not None:
+        notes.extend(f"{path.name}: {note}" for note in mapped)
+    return coerce_table(text, table)
+
+
+def find_mapping(raw_dir: str | Path, mapping: str | Path | None = None) -> Mapping | None:
+    """The mapping to use: ``mapping`` when given, else ``raw_dir/mapping.yaml`` if present."""
+    path = Path(mapping) if mapping else Path(raw_dir) / "mapping.yaml"
+    if mapping and not path.exists():
+        raise InputError(Problem(str(path), "", "an existing mapping file "
+                                 "(params.yaml: prepare.mapping)"))
+    return load_mapping(path) if path.exists() else None

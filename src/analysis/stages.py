@@ -20,6 +20,7 @@ from sklearn.metrics import silhouette_score
 
 from . import context, flags, io, ledger, prepare, schema, ses_link
 from .config import PROCESSED
+from .readers import ReadOptions
 
 #: Every processed file, by name (relative to the project root).
 FILES: dict[str, Path] = {
@@ -77,14 +78,19 @@ def read_ledger(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 # --- 01 prepare -----------------------------------------------------------------------------
 
-def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, quality_procedures:
-                Sequence[str], quality_subjects: Sequence[str],
+def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, mapping: str | None = None,
+                sheet: str | int | None = None, header_row: int | None = None,
+                quality_procedures: Sequence[str], quality_subjects: Sequence[str],
                 quality_grades: Sequence[int]) -> prepare.Prepared:
-    """Read ``raw_dir``, check and tidy the tables, compute school-year quality."""
+    """Read ``raw_dir`` (through ``mapping``), check and tidy the tables, compute quality."""
     root = Path(root)
     raw = Path(raw_dir) if Path(raw_dir).is_absolute() else root / raw_dir
-    schools = io.read_table(raw, "schools")
-    results = io.read_table(raw, "results")
+    mapping_path = None if mapping is None else (
+        Path(mapping) if Path(mapping).is_absolute() else root / mapping)
+    read = dict(options=ReadOptions(sheet=sheet, header_row=header_row),
+                mapping=io.find_mapping(raw, mapping_path))
+    schools = io.read_table(raw, "schools", **read)
+    results = io.read_table(raw, "results", **read)
     out = prepare.prepare(schools, results, year=year, procedures=quality_procedures,
                           subjects=quality_subjects, grades=quality_grades)
     _write(out.schools, root, "schools")
