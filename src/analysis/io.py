@@ -25,9 +25,6 @@ EXTENSIONS = (".csv", ".xlsx", ".parquet")
 INT_COLUMNS = frozenset(
     {"year", "grade", "enrollment", "participants", "n_below_min", *schema.MARK_COUNTS}
 )
-SHARE_COLUMNS = frozenset(
-    {*schema.SCHOOLS_OPTIONAL, *schema.MARK_SHARES, "pct_below_min"}
-)
 FLOAT_COLUMNS = frozenset({"mean_score", "score", "ses"})
 CATEGORIES = {
     "settlement_type": schema.SETTLEMENT_TYPES,
@@ -124,7 +121,7 @@ def coerce_table(df: pd.DataFrame, table: str) -> pd.DataFrame:
         raw = df[col]
         if col in INT_COLUMNS:
             out[col], found = _int_column(raw, col, file, rows)
-        elif col in SHARE_COLUMNS:
+        elif col in schema.SHARE_COLUMNS:
             out[col], found = _float_column(raw, col, file, rows, 0.0, 1.0)
         elif col in FLOAT_COLUMNS:
             out[col], found = _float_column(raw, col, file, rows)

@@ -36,6 +36,7 @@ import yaml
 
 from . import schema
 from .errors import InputError, Problem
+from .readers import read_header
 
 #: Canonical columns of each table of the contract.
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -49,10 +50,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "results": tuple(schema.RESULTS_REQUIRED),
     "students": tuple(schema.RESULT_KEY),
 }
-#: Canonical share columns (values on 0..1 in the contract).
-SHARE_COLUMNS: frozenset[str] = frozenset(
-    {*schema.SCHOOLS_OPTIONAL, *schema.MARK_SHARES, "pct_below_min"}
-)
+SHARE_COLUMNS = schema.SHARE_COLUMNS
 UNITS: tuple[str, ...] = ("percent", "fraction")
 UNITS_KEY = "units"
 SOURCE_COLUMNS: tuple[str, ...] = ("source_file", "source_row")
@@ -559,25 +557,8 @@ def _comment_text(text: str) -> str:
 
 
 def _read_headers(path: Path) -> list[str]:
-    """The header row of a CSV, XLSX or Parquet file."""
-    if path.suffix == ".parquet":
-        columns = pd.read_parquet(path).columns
-    elif path.suffix == ".xlsx":
-        columns = pd.read_excel(path, nrows=0).columns
-    else:
-        columns = None
-        for encoding in ("utf-8-sig", "cp1251"):
-            try:
-                with open(path, encoding=encoding) as fh:
-                    first = fh.readline()
-            except UnicodeDecodeError:
-                continue
-            sep = ";" if first.count(";") > first.count(",") else ","
-            columns = pd.read_csv(path, nrows=0, sep=sep, encoding=encoding).columns
-            break
-        if columns is None:
-            raise InputError(Problem(path.name, "", "a UTF-8 or Windows-1251 text file"))
-    return [str(c).strip() for c in columns]
+    """The header row of a CSV, XLSX or Parquet file, found as the pipeline finds it."""
+    return read_header(path)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -156,14 +156,7 @@ def read_text(
         The file is missing, empty, unreadable, has no data rows, an unsupported
         extension, a missing sheet, duplicate or missing column names.
     """
-    path = Path(path)
-    name = path.name
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in _GRID_READERS:
-        raise InputError(Problem(name, "", "a .csv, .xlsx or .parquet file", (), path.suffix))
-    if not path.is_file():
-        raise InputError(Problem(name, "", "an existing file", (), str(path)))
-    grid = _GRID_READERS[fmt](path, options)
+    path, name, fmt, grid = _grid(path, options)
     header_row, header, body = _split_header(name, grid.rows, options.header_row)
     columns, keep = _column_names(name, header, body, header_row)
     body = [(number, [cells[i] for i in keep]) for number, cells in body]
@@ -175,6 +168,25 @@ def read_text(
         notes=grid.notes + _layout_notes(grid.rows, header_row) + decimal_notes,
     )
     return _frame(name, columns, body), report
+
+
+def read_header(path: str | Path, options: ReadOptions = ReadOptions()) -> list[str]:
+    """The header cells of a file (stripped, empty ones left out), found as
+    :func:`read_text` finds them; the file may have no data rows (a template)."""
+    _, name, _, grid = _grid(path, options)
+    _, header, _ = _split_header(name, grid.rows, options.header_row, require_body=False)
+    return [str(c).replace(BOM, "").strip() for c in header if not _blank(c)]
+
+
+def _grid(path: str | Path, options: ReadOptions) -> tuple[Path, str, str, _Grid]:
+    path = Path(path)
+    name = path.name
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in _GRID_READERS:
+        raise InputError(Problem(name, "", "a .csv, .xlsx or .parquet file", (), path.suffix))
+    if not path.is_file():
+        raise InputError(Problem(name, "", "an existing file", (), str(path)))
+    return path, name, fmt, _GRID_READERS[fmt](path, options)
 
 
 # --- CSV -----------------------------------------------------------------------------------
@@ -332,7 +344,7 @@ def _looks_like_header(cells: Sequence[Cell]) -> bool:
 
 
 def _split_header(
-    name: str, rows: list[Row], wanted: int | None
+    name: str, rows: list[Row], wanted: int | None, require_body: bool = True
 ) -> tuple[int, list[Cell], list[Row]]:
     """Header row number, header cells, and the non-empty rows below it."""
     filled = [(number, cells) for number, cells in rows if not _empty_row(cells)]
@@ -347,7 +359,7 @@ def _split_header(
                                      "an empty or missing row"))
         number, header = found[0]
     body = [(n, cells) for n, cells in filled if n > number]
-    if not body:
+    if not body and require_body:
         raise InputError(
             Problem(name, "", f"at least one data row below the header (row {number})")
         )

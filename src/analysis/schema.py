@@ -52,6 +52,9 @@ SCORED_PROCEDURES: Final = ("EGE",)
 SUBJECTS: Final = ("rus", "math", "math_base", "math_profile")
 GRADES: Final = tuple(range(4, 12))
 
+#: Every share column of the contract (values on 0..1; percent exports are converted).
+SHARE_COLUMNS: Final = frozenset({*SCHOOLS_OPTIONAL, *MARK_SHARES, "pct_below_min"})
+
 # --- table `students` (optional): one row per student x procedure ---------------------------
 STUDENTS_COLUMNS: Final = RESULT_KEY + ("student_key", "score", "mark", "ses")
 
