@@ -7,7 +7,9 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 RAW    := data/raw
-YEAR   := $(shell sed -n 's/^year: *\([0-9]*\).*/\1/p' params.yaml)
+# make report DATA=<folder> [YEAR=<year>]: your own data, outside DVC (see README)
+DATA   ?=
+YEAR   ?= $(shell sed -n 's/^year: *\([0-9]*\).*/\1/p' params.yaml)
 
 export JUPYTER_PLATFORM_DIRS := 1
 export DVC_NO_ANALYTICS := 1
@@ -34,9 +36,14 @@ data: $(STAMP) ## Generate the embedded demo region into data/raw (only when abs
 	@if ls $(RAW)/schools.* >/dev/null 2>&1; then echo "$(RAW) already has a schools table: kept as is"; \
 	else $(PY) -m analysis.synth --params params.yaml --out $(RAW) --truth data/demo_truth; fi
 
-report: data ## Set up, build the demo region if needed, run the pipeline: reports/<year>/report.html
+ifeq ($(strip $(DATA)),)
+report: data ## Run the study: demo region via DVC, or `make report DATA=<folder> YEAR=<year>`
 	$(BIN)/dvc repro
 	@echo "Report: reports/$(YEAR)/report.html   Metrics: reports/metrics.json"
+else
+report: $(STAMP)
+	$(PY) -m analysis.run --data "$(DATA)" --year "$(YEAR)"
+endif
 
 test: $(STAMP) ## Set up and run the whole test suite
 	$(PY) -m pytest

@@ -76,10 +76,13 @@ def executed_path(stage: str, year: Any, root: Path) -> Path:
 
 
 def run_notebook(stage: str, *, root: str | Path = ".", output: str | Path | None = None,
-                 parameters: dict[str, Any] | None = None) -> Path:
+                 parameters: dict[str, Any] | None = None,
+                 cwd: str | Path | None = None) -> Path:
     """Execute ``notebooks/<stage>.ipynb`` with its stage parameters; return the output path.
 
-    ``parameters`` overrides the values from params.yaml (tests use it for tiny regions).
+    ``parameters`` overrides the values from params.yaml (tests and
+    :mod:`analysis.run` use it); ``cwd`` is the folder the notebook runs in, where it reads
+    and writes ``data/processed`` (default: ``root``).
     """
     import papermill as pm
 
@@ -91,8 +94,8 @@ def run_notebook(stage: str, *, root: str | Path = ".", output: str | Path | Non
     out.parent.mkdir(parents=True, exist_ok=True)
     pm.execute_notebook(
         str(root / "notebooks" / f"{stage}.ipynb"), str(out), parameters=params,
-        kernel_name=ensure_kernel(), cwd=str(root), progress_bar=False, log_output=False,
-        request_save_on_cell_execute=False,
+        kernel_name=ensure_kernel(), cwd=str(cwd or root), progress_bar=False,
+        log_output=False, request_save_on_cell_execute=False,
     )
     nb = scrub(nbformat.read(out, as_version=4))
     nbformat.write(nb, out)
@@ -145,11 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 -- turned into a human message below
         if args.traceback:
             raise
-        return _report_failure(args.stage, exc)
+        return report_failure(args.stage, exc)
     return 0
 
 
-def _report_failure(stage: str, exc: Exception) -> int:
+def report_failure(stage: str, exc: Exception) -> int:
+    """Print a short, human message for a failed stage; return the exit code (2 = bad input)."""
     from papermill.exceptions import PapermillExecutionError
 
     from .errors import InputError

@@ -1,0 +1,59 @@
+"""`make report DATA=<folder> YEAR=<year>`: the study on an analyst's folder, outside DVC."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import yaml
+
+from analysis import run
+from analysis.errors import InputError
+from conftest import make_project
+from test_real_exports import RU_RESULTS, RU_SCHOOLS, export, mapping_yaml
+
+
+def test_deep_merge_replaces_leaves_and_keeps_the_rest():
+    base = {"year": 2025, "clusters": {"k": 5, "seed": 1}, "flags": {"z": 1.96}}
+    merged = run.deep_merge(base, {"clusters": {"k": 3}, "year": 2024})
+    assert merged == {"year": 2024, "clusters": {"k": 3, "seed": 1}, "flags": {"z": 1.96}}
+    assert base["clusters"]["k"] == 5  # not mutated
+
+
+def test_unknown_override_is_a_clear_error(tmp_path):
+    root = make_project(tmp_path / "proj", None)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "params.yaml").write_text("clusters:\n  kk: 3\n", encoding="utf-8")
+    with pytest.raises(InputError, match="column 'clusters.kk'; expected parameters that exist"):
+        run.study_params(root, data, 2025)
+    assert run.main(["--data", str(tmp_path / "nowhere"), "--root", str(root)]) == 2
+
+
+def snapshot(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.pipeline
+def test_study_runs_on_a_folder_of_exports_and_edits_no_project_file(tmp_path, tiny_region):
+    root = make_project(tmp_path / "proj", None)
+    data = tmp_path / "Экспорт РСОКО"
+    data.mkdir()
+    for df, names, stem in ((tiny_region.schools, RU_SCHOOLS, "schools"),
+                            (tiny_region.results, RU_RESULTS, "results")):
+        export(df, names).to_csv(data / f"{stem}.csv", sep=";", decimal=",", index=False,
+                                 encoding="cp1251")
+    (data / "mapping.yaml").write_text(mapping_yaml(), encoding="utf-8")
+    (data / "params.yaml").write_text(yaml.safe_dump({"clusters": {"k": 3}}), encoding="utf-8")
+    before = snapshot(root)
+    assert run.main(["--data", str(data), "--year", "2024", "--root", str(root)]) == 0
+    after = snapshot(root)
+    changed = {p for p in after if before.get(p) != after[p]}
+    assert changed and all(p.startswith(("reports/2024/", ".runs/")) for p in changed), changed
+    page = (root / "reports/2024/report.html").read_text(encoding="utf-8")
+    assert '<html lang="ru">' in page and "2024" in page
+    metrics = json.loads((root / "reports/2024/metrics.json").read_text(encoding="utf-8"))
+    assert metrics["year"] == 2024 and metrics["clusters"]["k"] == 3
+    assert (root / ".runs" / "Экспорт РСОКО-2024" / "data/processed/schools.parquet").exists()
