@@ -35,7 +35,7 @@ def test_all_problems_are_reported_at_once(tmp_path):
                for x in lines)
     assert any("row 3, column 'settlement_type': got 'metropolis'; expected one of city" in x
                for x in lines)
-    assert any("row 3, column 'share_low_income': got '1.4'; expected a share from 0.0 to 1.0"
+    assert any("row 3, column 'share_low_income': got '1.4'; expected a share from 0 to 1"
                in x for x in lines)
 
 

@@ -50,7 +50,8 @@ def test_rows_with_no_participants_are_excluded_with_a_reason(two_schools):
 
 
 @pytest.mark.parametrize("rows, column, expected", [
-    ([result_row(2025, "001"), result_row(2025, "001")], "procedure", "duplicate key"),
+    ([result_row(2025, "001"), result_row(2025, "001")],
+     "year, school_id, procedure, subject, grade", "duplicate key"),
     ([result_row(2025, "999")], "school_id", "schools table for the same year"),
     ([result_row(2025, "001", grade=3)], "grade", "grade from 4 to 11"),
     ([{**result_row(2025, "001"), "participants": 11}], "participants", "= participants"),

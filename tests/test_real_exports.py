@@ -80,6 +80,11 @@ def test_windows_1251_semicolon_decimal_comma_percent_export(tmp_path, tiny_regi
     (raw / "mapping.yaml").write_text(mapping_yaml(), encoding="utf-8")
     assert ";" in (raw / "schools.csv").read_bytes().decode("cp1251").splitlines()[0]
     same(expected, run_prepare(root))
+    # same file names and rows as the canonical files: the processed data are byte-identical
+    canonical_root = tmp_path / "canonical"
+    for name in ("schools", "results", "school_year"):
+        path = stages.FILES[name]
+        assert (root / path).read_bytes() == (canonical_root / path).read_bytes(), name
 
 
 def test_xlsx_with_a_title_row_and_russian_headers(tmp_path, tiny_region, canonical):

@@ -14,10 +14,12 @@ from conftest import make_project
 from test_real_exports import RU_RESULTS, RU_SCHOOLS, export, mapping_yaml
 
 
-def test_deep_merge_replaces_leaves_and_keeps_the_rest():
-    base = {"year": 2025, "clusters": {"k": 5, "seed": 1}, "flags": {"z": 1.96}}
-    merged = run.deep_merge(base, {"clusters": {"k": 3}, "year": 2024})
-    assert merged == {"year": 2024, "clusters": {"k": 3, "seed": 1}, "flags": {"z": 1.96}}
+def test_merge_params_merges_sections_and_replaces_values_whole():
+    base = {"year": 2025, "clusters": {"k": 5, "seed": 1}, "index": {"indicators": {"a": 1, "b": -1}}}
+    merged = run.merge_params(base, {"clusters": {"k": 3}, "year": 2024,
+                                     "index": {"indicators": {"a": 1}}})
+    assert merged == {"year": 2024, "clusters": {"k": 3, "seed": 1},
+                      "index": {"indicators": {"a": 1}}}
     assert base["clusters"]["k"] == 5  # not mutated
 
 
@@ -57,3 +59,19 @@ def test_study_runs_on_a_folder_of_exports_and_edits_no_project_file(tmp_path, t
     metrics = json.loads((root / "reports/2024/metrics.json").read_text(encoding="utf-8"))
     assert metrics["year"] == 2024 and metrics["clusters"]["k"] == 3
     assert (root / ".runs" / "Экспорт РСОКО-2024" / "data/processed/schools.parquet").exists()
+
+
+@pytest.mark.pipeline
+def test_real_public_dataset_end_to_end(tmp_path):
+    """MASS nlschools as an analyst's export (own headers, percent shares, mapping, overrides)
+    through `make report DATA=…`'s runner: all five notebooks and the HTML report."""
+    from analysis.datasets import nlschools_export
+
+    root = make_project(tmp_path / "proj", None)
+    data = nlschools_export(tmp_path / "nlschools")
+    assert run.main(["--data", str(data), "--root", str(root)]) == 0
+    page = (root / "reports/2025/report.html").read_text(encoding="utf-8")
+    assert '<html lang="en">' in page and "Resilient schools" in page
+    metrics = json.loads((root / "reports/2025/metrics.json").read_text(encoding="utf-8"))
+    assert metrics["counts"]["analysed"] == 131  # 133 classes, 2 with fewer than min_n=5
+    assert metrics["gradient"]["slope"] > 0 and metrics["accounting_balanced"]

@@ -56,13 +56,21 @@ def objectivity_gap(results: pd.DataFrame, year: int, subjects: Sequence[str] = 
     Returns
     -------
     DataFrame, one row per school with both procedures
-        ``school_id, vpr_quality, oge_quality, gap, gap_se, objectivity_flag``.
+        ``school_id, vpr_quality, oge_quality, gap, gap_se, objectivity_flag``; empty (no
+        school screened) when the year has no ВПР or no ОГЭ results, e.g. in a region
+        with other assessments.
     """
     sel = (results["year"] == year) & results["subject"].isin(subjects) & (
         results["participants"] > 0)
     parts = {}
     for proc, grades in (("VPR", (5, 6)), ("OGE", (9,))):
         r = results.loc[sel & (results["procedure"] == proc) & results["grade"].isin(grades)]
+        if r.empty:
+            return pd.DataFrame({
+                "school_id": pd.Series(dtype=results["school_id"].dtype),
+                **{c: pd.Series(dtype="float64")
+                   for c in ("vpr_quality", "oge_quality", "gap", "gap_se")},
+                "objectivity_flag": pd.Series(dtype="bool")})
         g = r.assign(good=r["n_mark4"] + r["n_mark5"]).groupby("school_id", sort=True)[
             ["good", "participants"]].sum().astype("float64")
         region = g["good"].sum() / g["participants"].sum()

@@ -51,8 +51,18 @@ def t(key: str, lang: str = "ru", **fmt: Any) -> str:
     return text.format(**fmt) if fmt else text
 
 
+#: Category kinds with open codes: the contract accepts any assessment's or subject's label.
+OPEN_KINDS = ("procedure", "subject")
+
+
 def label(kind: str, value: Any, lang: str = "ru") -> str:
-    """Label of a category value, e.g. ``label("school_type", "basic")`` -> «ООШ»."""
+    """Label of a category value, e.g. ``label("school_type", "basic")`` -> «ООШ».
+
+    A code of an open kind (:data:`OPEN_KINDS`) that the catalogue does not know, e.g. an
+    assessment ``LANG``, is shown as the analyst gave it; other unknown keys raise.
+    """
+    if kind in OPEN_KINDS and f"{kind}.{value}" not in catalogue():
+        return str(value)
     return t(f"{kind}.{value}", lang)
 
 

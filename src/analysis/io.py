@@ -1,9 +1,10 @@
 """Read the raw contract tables from ``data/raw`` into typed DataFrames.
 
 Each table is a file named after it (``schools``, ``results``, optional ``students``) with
-the extension ``.csv``, ``.xlsx`` or ``.parquet``.  Every column is read as text first and
-then converted by the contract (:mod:`analysis.schema`), so a bad cell is reported with
-its file, row and column (:class:`analysis.errors.Problem`) instead of a traceback.
+the extension ``.csv``, ``.xlsx`` or ``.parquet``.  Every column is read as text first, then
+normalised, converted and checked by :mod:`analysis.validate` (pandera schemas of the
+contract, run lazily), so every bad cell is reported with its file, row and column
+(:class:`analysis.errors.Problem`) instead of a traceback, all at once.
 
 Each returned table keeps ``source_file`` and ``source_row`` (row number as the analyst
 sees it in a spreadsheet: the header is row 1), so every row can be traced in the
@@ -12,24 +13,24 @@ exclusions ledger.
 
 from __future__ import annotations
 
+import logging
+import warnings as _warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from . import schema
+from . import validate
 from .errors import InputError, Problem
 from .mapping import Mapping, apply_mapping, load_mapping
 from .readers import ReadOptions, ReadReport, read_text
 
 EXTENSIONS = (".csv", ".xlsx", ".parquet")
-INT_COLUMNS = frozenset(
-    {"year", "grade", "enrollment", "participants", "n_below_min", *schema.MARK_COUNTS}
-)
-FLOAT_COLUMNS = frozenset({"mean_score", "score", "ses"})
-CATEGORIES = {
-    "settlement_type": schema.SETTLEMENT_TYPES,
-    "school_type": schema.SCHOOL_TYPES,
-}
+INT_COLUMNS = validate.INT_COLUMNS
+FLOAT_COLUMNS = validate.FLOAT_COLUMNS
+CATEGORIES = validate.CATEGORIES
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+log = logging.getLogger(__name__)
 
 
 def find_table(raw_dir: str | Path, name: str, *, required: bool = True) -> Path | None:
@@ -58,120 +59,122 @@ def read_text_table(path: str | Path, options: ReadOptions | None = None,
     repaired (encoding, separator, decimal commas, skipped title rows) is appended to
     ``reports`` when given.
     """
+    _check_not_utf16(Path(path))
     df, report = read_text(path, options or ReadOptions())
     if reports is not None:
         reports.append(report)
     return df
 
 
-def _int_column(raw: pd.Series, name: str, file: str, rows: pd.Series) -> tuple[pd.Series, list]:
-    text = raw.astype("string").str.strip()
-    num = pd.to_numeric(text, errors="coerce")
-    bad = text.notna() & (num.isna() | (num % 1 != 0) | (num < 0))
-    problems = _problems(bad, text, rows, name, file, "a whole number >= 0")
-    return num.where(~bad).astype("Int64"), problems
-
-
-def _float_column(raw: pd.Series, name: str, file: str, rows: pd.Series, lo=None, hi=None):
-    text = raw.astype("string").str.strip()
-    num = pd.to_numeric(text, errors="coerce").astype("Float64")
-    bad = text.notna() & num.isna()
-    expected = "a number"
-    if lo is not None:
-        bad |= num.notna() & ((num < lo) | (num > hi))
-        expected = f"a share from {lo} to {hi}"
-    problems = _problems(bad, text, rows, name, file, expected)
-    return num.where(~bad).astype("float64"), problems
-
-
-def _problems(bad: pd.Series, text: pd.Series, rows: pd.Series, column: str, file: str,
-              expected: str) -> list[Problem]:
-    if not bad.any():
-        return []
-    # One problem per distinct value, so a systematic defect reads as one line.
-    out = []
-    for value, idx in text[bad].groupby(text[bad], sort=True).groups.items():
-        out.append(Problem(file, column, expected, tuple(int(r) for r in rows[idx]), str(value)))
-    return out
-
-
 def coerce_table(df: pd.DataFrame, table: str) -> pd.DataFrame:
-    """Convert a text table to the contract's types, collecting every problem at once.
+    """Normalise a text table and convert it to the contract's types (no range checks).
+
+    See :func:`analysis.validate.normalise` and :func:`analysis.validate.coerce`; the
+    contract's value rules are checked by :func:`analysis.validate.validate_table`.
 
     Raises
     ------
     InputError
         Listing missing required columns and every cell that cannot be converted.
     """
-    required, columns = _contract(table)
-    file = str(df["source_file"].iloc[0]) if len(df) else table
-    problems: list[Problem] = [
-        Problem(file, col, "a required column of the data contract")
-        for col in required
-        if col not in df.columns
-    ]
+    text, _ = validate.normalise(df, table)
+    typed, problems, _ = validate.coerce(text, table)
     if problems:
         raise InputError(problems)
-    out = df[["source_file", "source_row"]].astype({"source_file": "string",
-                                                     "source_row": "int64"})
-    rows = df["source_row"]
-    for col in columns:
-        if col not in df.columns:
-            continue
-        raw = df[col]
-        if col in INT_COLUMNS:
-            out[col], found = _int_column(raw, col, file, rows)
-        elif col in schema.SHARE_COLUMNS:
-            out[col], found = _float_column(raw, col, file, rows, 0.0, 1.0)
-        elif col in FLOAT_COLUMNS:
-            out[col], found = _float_column(raw, col, file, rows)
-        else:
-            out[col] = raw.astype("string").str.strip()
-            found = []
-            if col in CATEGORIES:
-                bad = out[col].notna() & ~out[col].isin(CATEGORIES[col])
-                found = _problems(bad, out[col], rows, col, file,
-                                  "one of " + ", ".join(CATEGORIES[col]))
+    return typed
+
+
+def _check_not_utf16(path: Path) -> None:
+    """A UTF-16 CSV (Excel's "Unicode text") would decode as nonsense: say so instead."""
+    if path.suffix.lower() != ".csv" or not path.is_file():
+        return
+    with path.open("rb") as f:
+        head = f.read(4096)
+    if head.startswith(UTF16_BOMS) or head.count(b"\x00") > len(head) // 4:
+        raise InputError(Problem(path.name, "", "a CSV file in UTF-8 or Windows-1251 (this "
+                                 "file is UTF-16; in Excel use Save As 'CSV UTF-8')"))
+
+
+class InputWarning(UserWarning):
+    """Something in the input looks wrong but the run can go on (e.g. lost leading zeros)."""
+
+
+def read_table(raw_dir: str | Path, table: str, *, required: bool = True,
+               options: ReadOptions | None = None, mapping: Mapping | None = None,
+               reports: list[ReadReport] | None = None, notes: list[str] | None = None,
+               repairs: list[str] | None = None,
+               warnings: list[str] | None = None) -> pd.DataFrame | None:
+    """Find, read, map, normalise, type and validate one contract table.
+
+    The one path every table takes: :func:`read_text_table` (any format, text cells),
+    :func:`analysis.mapping.apply_mapping` (the analyst's headers to canonical names,
+    percent shares to fractions; a file with canonical headers needs no mapping), then
+    :func:`analysis.validate.validate_table` (repairs, types, and the table's rules, with
+    every bad cell located).  What the reader detected goes to ``reports``; the mapping's
+    notes, the repairs and the warnings go to ``notes`` (warnings prefixed ``warning:``),
+    and also to ``repairs`` and ``warnings`` when given.  Repairs are logged (INFO) and
+    warnings issued as :class:`InputWarning`.
+
+    Raises
+    ------
+    InputError
+        Listing every problem of the table.
+    """
+    found = read_tables(raw_dir, (table,), required=required, options=options,
+                        mapping=mapping, reports=reports, notes=notes, repairs=repairs,
+                        warnings=warnings)
+    return found[table]
+
+
+def read_tables(raw_dir: str | Path, tables: Sequence[str] = ("schools", "results"), *,
+                year: int | None = None, required: bool = True,
+                options: ReadOptions | None = None, mapping: Mapping | None = None,
+                reports: list[ReadReport] | None = None, notes: list[str] | None = None,
+                repairs: list[str] | None = None,
+                warnings: list[str] | None = None) -> dict[str, pd.DataFrame | None]:
+    """Read several tables as :func:`read_table` does, and raise one :class:`InputError`
+    with the problems of all of them.  With ``year``, the schools and results tables are
+    also checked against each other (:func:`analysis.validate.relation_problems`)."""
+    out: dict[str, pd.DataFrame | None] = {}
+    problems: list[Problem] = []
+    for table in tables:
+        try:
+            out[table], found = _read_one(raw_dir, table, required, options, mapping, reports,
+                                          notes, repairs, warnings)
+        except InputError as exc:
+            out[table], found = None, list(exc.problems)
         problems += found
-        if col in required:
-            missing = out[col].isna() & df[col].isna()
-            problems += _problems(missing, pd.Series("", index=df.index, dtype="string"), rows,
-                                  col, file, "a value (the column is required)")
+    if not problems and year is not None and {"schools", "results"} <= set(tables):
+        problems += validate.relation_problems(out["schools"], out["results"], year)
     if problems:
         raise InputError(problems)
     return out
 
 
-def _contract(table: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    if table == "schools":
-        return schema.SCHOOLS_REQUIRED, schema.SCHOOLS_COLUMNS
-    if table == "results":
-        return schema.RESULTS_REQUIRED, schema.RESULTS_COLUMNS
-    if table == "students":
-        return schema.STUDENTS_COLUMNS[:5], schema.STUDENTS_COLUMNS
-    raise ValueError(f"unknown table '{table}'")
-
-
-def read_table(raw_dir: str | Path, table: str, *, required: bool = True,
-               options: ReadOptions | None = None, mapping: Mapping | None = None,
-               reports: list[ReadReport] | None = None,
-               notes: list[str] | None = None) -> pd.DataFrame | None:
-    """Find, read, map and type-convert one contract table.
-
-    The one path every table takes: :func:`read_text_table` (any format, text cells),
-    :func:`analysis.mapping.apply_mapping` (the analyst's headers to canonical names,
-    percent shares to fractions; a file with canonical headers needs no mapping), then
-    :func:`coerce_table` (types, with every bad cell located).  What the reader detected
-    goes to ``reports`` and what the mapping did to ``notes``, when given.
-    """
+def _read_one(raw_dir, table, required, options, mapping, reports, notes, repairs,
+              warnings) -> tuple[pd.DataFrame | None, list[Problem]]:
     path = find_table(raw_dir, table, required=required)
     if path is None:
-        return None
+        return None, []
     text, mapped = apply_mapping(read_text_table(path, options, reports), table, mapping,
                                  path.name)
+    checked = validate.validate_table(text, table)
+    done = [f"{path.name}: {n}" for n in mapped if "percent -> fraction" in n] + checked.repairs
+    _log(notes, [f"{path.name}: {n}" for n in mapped if n not in done], done, checked.warnings)
+    for sink, items in ((repairs, done), (warnings, checked.warnings)):
+        if sink is not None:
+            sink.extend(items)
+    return getattr(checked, table), checked.problems
+
+
+def _log(notes: list[str] | None, other: list[str], repairs: list[str],
+         warnings: list[str]) -> None:
+    for line in repairs:
+        log.info("repaired: %s", line)
+    for line in warnings:
+        _warnings.warn(line, InputWarning, stacklevel=4)
     if notes is not None:
-        notes.extend(f"{path.name}: {note}" for note in mapped)
-    return coerce_table(text, table)
+        notes.extend([*other, *repairs, *(f"warning: {w}" for w in warnings)])
 
 
 def find_mapping(raw_dir: str | Path, mapping: str | Path | None = None) -> Mapping | None:

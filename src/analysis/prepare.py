@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import ledger, schema
-from .errors import InputError, Problem
+from . import ledger, schema, validate
 
 URBANICITY = {"village": 0, "town": 1, "city": 2}
 
@@ -35,75 +34,23 @@ class Prepared:
     accounting: pd.DataFrame
 
 
-def _rows(df: pd.DataFrame, mask: pd.Series) -> tuple[int, ...]:
-    return tuple(int(r) for r in df.loc[mask, "source_row"])
+def check_relations(schools: pd.DataFrame, results: pd.DataFrame,
+                    year: int) -> validate.ValidationResult:
+    """Check both typed tables and the rules between them; raise :class:`InputError` listing
+    every breach (see :func:`analysis.validate.validate_tables`):
 
-
-def _file(df: pd.DataFrame, default: str) -> str:
-    return str(df["source_file"].iloc[0]) if len(df) and "source_file" in df else default
-
-
-def check_relations(schools: pd.DataFrame, results: pd.DataFrame, year: int) -> None:
-    """Cross-table rules of the contract; raises :class:`InputError` listing all breaches.
-
-    - keys are unique: (year, school_id) in schools, the result key in results;
+    - each table's rules: types, ranges, categories, grades 4..11, unique keys
+      (year, school_id) and the result key, mark counts summing to ``participants``, a
+      marked procedure with mark counts and a scored one (ЕГЭ) with ``n_below_min`` (counts
+      derived from shares where only shares are given), counts not above ``participants``;
     - every result's school is in ``schools`` for that year;
-    - grades are 4..11;
-    - mark counts, where given, sum to ``participants``; a marked procedure has mark counts,
-      a scored one (ЕГЭ) has ``n_below_min``; counts never exceed ``participants``;
     - the reporting ``year`` is present in both tables.
+
+    Returns the validation result (typed tables with derived counts, warnings, repairs).
     """
-    problems: list[Problem] = []
-    sf, rf = _file(schools, "schools"), _file(results, "results")
-    dup = schools.duplicated(list(schema.SCHOOL_KEY), keep=False)
-    if dup.any():
-        problems.append(Problem(sf, "school_id", "one row per school and year (duplicate key)",
-                                _rows(schools, dup)))
-    dup = results.duplicated(list(schema.RESULT_KEY), keep=False)
-    if dup.any():
-        problems.append(Problem(rf, "procedure", "one row per school, year, procedure, subject "
-                                "and grade (duplicate key)", _rows(results, dup)))
-    known = pd.MultiIndex.from_frame(schools[list(schema.SCHOOL_KEY)])
-    orphan = ~pd.MultiIndex.from_frame(results[list(schema.SCHOOL_KEY)]).isin(known)
-    if orphan.any():
-        problems.append(Problem(rf, "school_id", "a school listed in the schools table for the "
-                                "same year", _rows(results, orphan),
-                                str(results.loc[orphan, "school_id"].iloc[0])))
-    bad_grade = ~results["grade"].isin(schema.GRADES)
-    if bad_grade.any():
-        problems.append(Problem(rf, "grade", "a grade from 4 to 11", _rows(results, bad_grade),
-                                str(results.loc[bad_grade, "grade"].iloc[0])))
-    problems += _check_counts(results, rf)
-    for df, f in ((schools, sf), (results, rf)):
-        if not (df["year"] == year).any():
-            problems.append(Problem(f, "year", f"rows for the reporting year {year} "
-                                    "(params.yaml: year)"))
-    if problems:
-        raise InputError(problems)
-
-
-def _check_counts(results: pd.DataFrame, file: str) -> list[Problem]:
-    problems = []
-    marks = [c for c in schema.MARK_COUNTS if c in results]
-    has_marks = results[marks].notna().all(axis=1) if marks else pd.Series(False, results.index)
-    has_below = results["n_below_min"].notna() if "n_below_min" in results else has_marks & False
-    neither = ~has_marks & ~has_below
-    if neither.any():
-        problems.append(Problem(file, "n_mark2", "mark counts n_mark2..n_mark5 (marked "
-                                "procedures) or n_below_min (scored procedures)",
-                                _rows(results, neither)))
-    if marks:
-        total = results[marks].sum(axis=1, min_count=len(marks))
-        off = has_marks & (total != results["participants"])
-        if off.any():
-            problems.append(Problem(file, "participants", "n_mark2 + n_mark3 + n_mark4 + "
-                                    "n_mark5 = participants", _rows(results, off)))
-    if "n_below_min" in results:
-        over = has_below & (results["n_below_min"] > results["participants"])
-        if over.any():
-            problems.append(Problem(file, "n_below_min", "at most participants",
-                                    _rows(results, over)))
-    return problems
+    checked = validate.validate_tables(schools, results, year)
+    checked.raise_if_errors()
+    return checked
 
 
 def tidy_schools(schools: pd.DataFrame) -> pd.DataFrame:
@@ -176,9 +123,9 @@ def prepare(schools: pd.DataFrame, results: pd.DataFrame, *, year: int,
             procedures: Sequence[str], subjects: Sequence[str],
             grades: Sequence[int]) -> Prepared:
     """Run stage 01 on typed contract tables (see module docstring)."""
-    check_relations(schools, results, year)
-    schools_t = tidy_schools(schools)
-    results_t = tidy_results(results)
+    checked = check_relations(schools, results, year)
+    schools_t = tidy_schools(checked.schools)
+    results_t = tidy_results(checked.results)
     no_participants = results_t["participants"] == 0
     led, acc = ledger.record(results_t, no_participants, analysis="prepare", table="results",
                              reason="no_participants")

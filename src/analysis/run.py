@@ -7,12 +7,13 @@ Usage (what ``make report DATA=<folder> YEAR=<year>`` calls)::
 ``<folder>`` holds the raw tables (``schools.*``, ``results.*``: CSV, XLSX or Parquet),
 optionally ``mapping.yaml`` (the analyst's headers -> canonical names) and ``params.yaml``
 with overrides of the project's parameters (only the keys to change, in the same sections,
-e.g. ``prepare: {quality_grades: [9]}``).  ``--year`` overrides ``year``.
+e.g. ``prepare: {quality_grades: [9]}``; a key's value replaces the project's whole).  ``--year`` overrides ``year``.
 
 The five stage notebooks run in order, with the project's ``params.yaml`` deep-merged
 with the folder's overrides.  Outputs:
 
-- ``reports/<year>/report.html``, ``reports/<year>/metrics.json`` and the executed
+- ``reports/<year>/report.html``, ``reports/<year>/metrics.json``,
+  ``reports/<year>/validation.html`` (also when the input fails) and the executed
   notebooks in ``reports/<year>/notebooks/``;
 - the processed tables in a work folder ``.runs/<folder name>-<year>/`` (ignored by git),
   with the merged ``params.yaml`` the run used.
@@ -40,12 +41,16 @@ from .nbrun import export_html, report_failure, run_notebook
 WORK = Path(".runs")
 
 
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``override``'s keys replaced; nested mappings are merged key by key."""
+def merge_params(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` applied: sections merge key by key, one level deep.
+
+    A value inside a section replaces the project's value whole, so an override of
+    ``index.indicators`` lists exactly the indicators to use.
+    """
     out = copy.deepcopy(dict(base))
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
+            out[key] = {**out[key], **copy.deepcopy(dict(value))}
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -61,7 +66,7 @@ def study_params(root: Path, data_dir: Path, year: int | None = None) -> dict[st
     if override_file.exists():
         override = load_yaml(override_file)
         _check_known(params, override, str(override_file))
-        params = deep_merge(params, override)
+        params = merge_params(params, override)
     if year is not None:
         params["year"] = int(year)
     params["prepare"]["raw_dir"] = str(data_dir.resolve())
@@ -71,17 +76,16 @@ def study_params(root: Path, data_dir: Path, year: int | None = None) -> dict[st
     return params
 
 
-def _check_known(base: Mapping[str, Any], override: Mapping[str, Any], where: str,
-                 prefix: str = "") -> None:
+def _check_known(base: Mapping[str, Any], override: Mapping[str, Any], where: str) -> None:
     from .errors import InputError, Problem
 
-    unknown = [f"{prefix}{k}" for k in override if k not in base]
+    unknown = [k for k in override if k not in base]
+    unknown += [f"{k}.{sub}" for k, v in override.items()
+                if isinstance(v, Mapping) and isinstance(base.get(k), Mapping)
+                for sub in v if sub not in base[k]]
     if unknown:
         raise InputError(Problem(where, ", ".join(unknown), "parameters that exist in the "
                                  "project's params.yaml (same sections and names)"))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(base[key], Mapping):
-            _check_known(base[key], value, where, f"{prefix}{key}.")
 
 
 def run_study(data_dir: str | Path, year: int | None = None, root: str | Path = ".") -> Path:
@@ -112,6 +116,11 @@ def run_study(data_dir: str | Path, year: int | None = None, root: str | Path = 
         except Exception as exc:
             exc.add_note(f"stage {stage}")
             raise
+        finally:  # the validation log is published whether the input passed or not
+            log = work / "reports" / str(year) / "validation.html"
+            if log.exists():
+                out_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(log, out_dir / "validation.html")
     html = export_html(out_dir / "notebooks" / "05_report.ipynb", out_dir / "report.html",
                        lang=params["lang"])
     shutil.copyfile(work / "reports" / "metrics.json", out_dir / "metrics.json")

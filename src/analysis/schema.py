@@ -60,3 +60,27 @@ STUDENTS_COLUMNS: Final = RESULT_KEY + ("student_key", "score", "mark", "ses")
 
 #: Raw file stems the pipeline looks for in the raw folder (any of .csv, .xlsx, .parquet).
 TABLES: Final = ("schools", "results", "students")
+
+# --- category forms accepted in the raw files ------------------------------------------------
+#: Spellings analysts use for the categories, matched after normalisation (lowercase, ё -> е,
+#: spaces collapsed and trimmed); the canonical English codes are accepted in any case too.
+CATEGORY_SYNONYMS: Final[dict[str, dict[str, str]]] = {
+    "settlement_type": {
+        "город": "city", "г.": "city", "г": "city", "городской": "city",
+        "городская": "city", "городская местность": "city",
+        "поселок": "town", "п.": "town", "п": "town", "пгт": "town", "пгт.": "town",
+        "поселок городского типа": "town",
+        "село": "village", "деревня": "village", "с.": "village", "с": "village",
+        "д.": "village", "д": "village", "сельская": "village", "сельский": "village",
+        "сельская местность": "village",
+    },
+    "school_type": {
+        "оош": "basic", "основная": "basic", "основная школа": "basic",
+        "сош": "secondary", "средняя": "secondary", "средняя школа": "secondary",
+        "сош с уиоп": "advanced", "уиоп": "advanced", "углубленным": "advanced",
+        "с углубленным изучением": "advanced",
+        "гимназия": "gymnasium", "лицей": "lyceum",
+        "аооп": "adapted", "коррекционная": "adapted", "адаптированная": "adapted",
+        "прочее": "other", "другое": "other", "прочие": "other", "другая": "other",
+    },
+}

@@ -18,8 +18,9 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
-from . import context, flags, io, ledger, prepare, schema, ses_link
+from . import context, flags, io, ledger, prepare, schema, ses_link, validate
 from .config import PROCESSED
+from .errors import InputError
 from .readers import ReadOptions
 
 #: Every processed file, by name (relative to the project root).
@@ -33,6 +34,7 @@ FILES.update({
     "ses_link_summary": PROCESSED / "ses_link.json",
     "kmeans_k": PROCESSED / "plots" / "kmeans_k.csv",
     "gradient_points": PROCESSED / "plots" / "gradient.csv",
+    "validation": PROCESSED / "validation.json",
 })
 LEDGER_DIR = PROCESSED / "ledger"
 
@@ -82,22 +84,49 @@ def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, mapping: str
                 sheet: str | int | None = None, header_row: int | None = None,
                 quality_procedures: Sequence[str], quality_subjects: Sequence[str],
                 quality_grades: Sequence[int]) -> prepare.Prepared:
-    """Read ``raw_dir`` (through ``mapping``), check and tidy the tables, compute quality."""
+    """Read ``raw_dir`` (through ``mapping``), validate, tidy, compute the quality index.
+
+    Whether the input passes or not, the validation log (files read, repairs, warnings,
+    errors) is written to ``data/processed/validation.json`` and
+    ``reports/<year>/validation.html``; then an :class:`InputError` is raised again.
+    """
     root = Path(root)
     raw = Path(raw_dir) if Path(raw_dir).is_absolute() else root / raw_dir
     mapping_path = None if mapping is None else (
         Path(mapping) if Path(mapping).is_absolute() else root / mapping)
-    read = dict(options=ReadOptions(sheet=sheet, header_row=header_row),
-                mapping=io.find_mapping(raw, mapping_path))
-    schools = io.read_table(raw, "schools", **read)
-    results = io.read_table(raw, "results", **read)
-    out = prepare.prepare(schools, results, year=year, procedures=quality_procedures,
-                          subjects=quality_subjects, grades=quality_grades)
+    reads: list = []
+    repairs: list[str] = []
+    warnings: list[str] = []
+    try:
+        tables = io.read_tables(
+            raw, year=year, options=ReadOptions(sheet=sheet, header_row=header_row),
+            mapping=io.find_mapping(raw, mapping_path), reports=reads, repairs=repairs,
+            warnings=warnings)
+        out = prepare.prepare(tables["schools"], tables["results"], year=year,
+                              procedures=quality_procedures, subjects=quality_subjects,
+                              grades=quality_grades)
+    except InputError as exc:
+        write_validation(root, year, validate.to_json(exc, reads, repairs=repairs,
+                                                      warnings=warnings))
+        raise
+    write_validation(root, year, validate.to_json(
+        validate.ValidationResult(out.schools, out.results), reads, repairs=repairs,
+        warnings=warnings))
     _write(out.schools, root, "schools")
     _write(out.results, root, "results")
     _write(out.school_year, root, "school_year")
     _write_ledger((out.ledger, out.accounting), root, "01_prepare")
     return out
+
+
+def write_validation(root: Path, year: int, doc: Mapping[str, Any]) -> None:
+    """The validation log as JSON (processed data) and as a page (next to the report)."""
+    from .report import write_metrics
+
+    write_metrics(root / FILES["validation"], doc)
+    page = root / "reports" / str(year) / "validation.html"
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(validate.to_html(doc), encoding="utf-8")
 
 
 # --- 02 context and clusters ----------------------------------------------------------------
@@ -196,6 +225,12 @@ def run_flags(root: str | Path = ".", *, year: int, low_context_quantile: float,
                 min_participants=shnor_min_participants)
     sh = flags.shnor(results, schools, year, **rule)
     details = flags.shnor_details(results, sh, year, **rule)
+    # criterion 2 needs the previous year: schools new to the data are booked, not dropped
+    scope = schools.loc[schools["year"] == year]
+    previous = schools.loc[schools["year"] == year - 1, "school_id"]
+    _write_ledger(ledger.record(scope, ~scope["school_id"].isin(previous),
+                                analysis="shnor_criterion_2", table="schools",
+                                reason="one_year_only"), root, "04_flags")
     _write(table, root, "flags")
     _write(sh, root, "shnor")
     _write(details, root, "shnor_details")
