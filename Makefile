@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data report repro test bench lock clean clean-all
+.PHONY: help install data report check test bench lock clean clean-all
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ else
 report: $(STAMP)
 	$(PY) -m analysis.run --data "$(DATA)" --year "$(YEAR)"
 endif
+
+check: $(STAMP) ## Only read and validate your files: make check DATA=<folder> [YEAR=<year>]
+	$(PY) -m analysis.run --check --data "$(or $(DATA),$(RAW))" --year "$(YEAR)"
 
 test: $(STAMP) ## Set up and run the whole test suite
 	$(PY) -m pytest

@@ -103,6 +103,7 @@ def test_committed_corpus_equals_a_fresh_generation(tmp_path):
                 f"{case}/{name} differs from make_corpus.py; regenerate, do not hand-edit")
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("case", CLI_CASES)
 def test_command_line_prints_the_message_and_exits_2(case, tmp_path):
     dest = make_project(tmp_path / "proj", None)
@@ -116,3 +117,18 @@ def test_command_line_prints_the_message_and_exits_2(case, tmp_path):
     assert "Traceback" not in proc.stderr
     for line in expected(case):
         assert line in proc.stderr
+
+
+@pytest.mark.pipeline
+@pytest.mark.parametrize("case", FAILING)
+def test_every_failing_case_exits_2_through_the_check_command(case, tmp_path):
+    """`make check DATA=<folder>` (python -m analysis.run --check): the analyst's command."""
+    root = make_project(tmp_path / "proj", None)
+    proc = subprocess.run([sys.executable, "-m", "analysis.run", "--check", "--data",
+                           str(BAD / case), "--year", "2025", "--root", str(root)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    for line in expected(case):
+        assert line in proc.stderr
+    assert (root / "reports" / "2025" / "validation.html").exists()

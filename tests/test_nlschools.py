@@ -18,6 +18,7 @@ import statsmodels.api as sm
 from analysis import datasets, flags, report, stages
 from analysis.config import flatten, load_yaml
 from analysis.mapping import load_mapping
+from analysis.run import merge_params
 from conftest import ROOT, make_project
 
 PARAM_KEYS = ["year", "min_n", "lang", "prepare", "index", "clusters", "ses_link", "flags",
@@ -25,29 +26,13 @@ PARAM_KEYS = ["year", "min_n", "lang", "prepare", "index", "clusters", "ses_link
 
 
 def merged_params(overrides: dict) -> dict:
-    """The project's params.yaml with ``overrides`` merged section by section (one level)."""
-    p = load_yaml(ROOT / "params.yaml")
-    for key, value in overrides.items():
-        if isinstance(value, dict):
-            p[key] = {**p[key], **value}
-        else:
-            p[key] = value
-    return p
+    """The project's params.yaml with the export's overrides (as `make report DATA=` does)."""
+    return merge_params(load_yaml(ROOT / "params.yaml"), overrides)
 
 
 def run_all(root, raw, p):
-    year = p["year"]
-    pr, ix, cl, sl, fl = (p[s] for s in ("prepare", "index", "clusters", "ses_link", "flags"))
-    stages.run_prepare(root, year=year, raw_dir=str(raw), mapping=None, sheet=None,
-                       header_row=None, quality_procedures=pr["quality_procedures"],
-                       quality_subjects=pr["quality_subjects"], quality_grades=pr["quality_grades"])
-    stages.run_context(root, year=year, indicators=ix["indicators"], method=ix["method"],
-                       min_indicators=ix["min_indicators"], features=cl["features"], k=cl["k"],
-                       n_init=cl["n_init"], seed=cl["seed"])
-    stages.run_ses_link(root, year=year, min_n=p["min_n"], quadratic=sl["quadratic"],
-                        cov_type=sl["cov_type"])
-    stages.run_flags(root, year=year, **fl)
-    return stages.load_report_data(root, year=year)
+    p = merge_params(p, {"prepare": {"raw_dir": str(raw)}})
+    return stages.run_all(root, p)
 
 
 @pytest.fixture(scope="module")

@@ -75,3 +75,16 @@ def test_real_public_dataset_end_to_end(tmp_path):
     metrics = json.loads((root / "reports/2025/metrics.json").read_text(encoding="utf-8"))
     assert metrics["counts"]["analysed"] == 131  # 133 classes, 2 with fewer than min_n=5
     assert metrics["gradient"]["slope"] > 0 and metrics["accounting_balanced"]
+
+
+def test_check_only_validates_and_reports_repairs(tmp_path, capsys):
+    from pathlib import Path
+
+    root = make_project(tmp_path / "proj", None)
+    case = Path(__file__).parent / "data" / "bad" / "23_russian_categories"
+    assert run.main(["--check", "--data", str(case), "--year", "2025", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "repair: " in out and "'Город' -> 'city'" in out
+    assert "The input passes the checks (2 files)." in out
+    assert not (root / "reports" / "2025" / "report.html").exists()
+    assert (root / "reports" / "2025" / "validation.html").exists()

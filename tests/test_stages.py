@@ -17,24 +17,8 @@ from analysis import report, stages
 from analysis.config import load_yaml
 from conftest import make_project
 
-P = None  # params.yaml of the project copy, set per run
-
-
-def run_all(root, **overrides):
-    p = load_yaml(root / "params.yaml")
-    year = p["year"]
-    pr, ix, cl, sl, fl = (p[s] for s in ("prepare", "index", "clusters", "ses_link", "flags"))
-    stages.run_prepare(root, year=year, raw_dir=pr["raw_dir"], mapping=pr["mapping"],
-                       sheet=pr["sheet"], header_row=pr["header_row"],
-                       quality_procedures=pr["quality_procedures"],
-                       quality_subjects=pr["quality_subjects"], quality_grades=pr["quality_grades"])
-    stages.run_context(root, year=year, indicators=ix["indicators"], method=ix["method"],
-                       min_indicators=ix["min_indicators"], features=cl["features"], k=cl["k"],
-                       n_init=cl["n_init"], seed=cl["seed"])
-    stages.run_ses_link(root, year=year, min_n=p["min_n"], quadratic=sl["quadratic"],
-                        cov_type=sl["cov_type"])
-    stages.run_flags(root, year=year, **fl)
-    return stages.load_report_data(root, year=year)
+def run_all(root):
+    return stages.run_all(root, load_yaml(root / "params.yaml"))
 
 
 def digest(root):

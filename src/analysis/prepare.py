@@ -121,11 +121,17 @@ def school_year_quality(results: pd.DataFrame, procedures: Sequence[str],
 
 def prepare(schools: pd.DataFrame, results: pd.DataFrame, *, year: int,
             procedures: Sequence[str], subjects: Sequence[str],
-            grades: Sequence[int]) -> Prepared:
-    """Run stage 01 on typed contract tables (see module docstring)."""
-    checked = check_relations(schools, results, year)
-    schools_t = tidy_schools(checked.schools)
-    results_t = tidy_results(checked.results)
+            grades: Sequence[int], validated: bool = False) -> Prepared:
+    """Run stage 01 on typed contract tables (see module docstring).
+
+    ``validated=True`` skips :func:`check_relations` for tables that
+    :func:`analysis.io.read_tables` has already validated together (with ``year``).
+    """
+    if not validated:
+        checked = check_relations(schools, results, year)
+        schools, results = checked.schools, checked.results
+    schools_t = tidy_schools(schools)
+    results_t = tidy_results(results)
     no_participants = results_t["participants"] == 0
     led, acc = ledger.record(results_t, no_participants, analysis="prepare", table="results",
                              reason="no_participants")

@@ -3,6 +3,7 @@
 Usage (what ``make report DATA=<folder> YEAR=<year>`` calls)::
 
     python -m analysis.run --data <folder> [--year 2025]
+    python -m analysis.run --data <folder> --check     # only read and validate (seconds)
 
 ``<folder>`` holds the raw tables (``schools.*``, ``results.*``: CSV, XLSX or Parquet),
 optionally ``mapping.yaml`` (the analyst's headers -> canonical names) and ``params.yaml``
@@ -127,17 +128,49 @@ def run_study(data_dir: str | Path, year: int | None = None, root: str | Path = 
     return html
 
 
+def check_data(data_dir: str | Path, year: int | None = None, root: str | Path = ".") -> dict:
+    """Read and validate the folder only (stage 01's checks, no notebooks); return the log.
+
+    Raises :class:`InputError` as the full run would; writes nothing outside the work
+    folder and ``reports/<year>/validation.html``.
+    """
+    from .stages import run_prepare
+
+    root, data_dir = Path(root).resolve(), Path(data_dir).resolve()
+    params = study_params(root, data_dir, year)
+    year, prep = params["year"], params["prepare"]
+    work = root / WORK / f"{data_dir.name}-{year}"
+    out_dir = root / "reports" / str(year)
+    try:
+        run_prepare(work, year=year, **prep)
+    finally:
+        log = work / "reports" / str(year) / "validation.html"
+        if log.exists():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log, out_dir / "validation.html")
+    return load_yaml(work / "data" / "processed" / "validation.json")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="folder with your raw files")
     parser.add_argument("--year", type=int, help="reporting year (default: params.yaml)")
     parser.add_argument("--root", default=".", help="project root (default: current folder)")
+    parser.add_argument("--check", action="store_true",
+                        help="only read and validate the files (fast; no report)")
     parser.add_argument("--traceback", action="store_true",
                         help="show the Python traceback of a failure")
     args = parser.parse_args(argv)
     os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
     try:
+        if args.check:
+            log = check_data(args.data, args.year, args.root)
+            for kind in ("repairs", "warnings"):
+                for line in log[kind]:
+                    print(f"{kind[:-1]}: {line}")
+            print(f"The input passes the checks ({len(log['files'])} files).")
+            return 0
         html = run_study(args.data, args.year, args.root)
     except Exception as exc:  # noqa: BLE001 -- a human message, see nbrun.report_failure
         if args.traceback:

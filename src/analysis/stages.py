@@ -104,7 +104,7 @@ def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, mapping: str
             warnings=warnings)
         out = prepare.prepare(tables["schools"], tables["results"], year=year,
                               procedures=quality_procedures, subjects=quality_subjects,
-                              grades=quality_grades)
+                              grades=quality_grades, validated=True)
     except InputError as exc:
         write_validation(root, year, validate.to_json(exc, reads, repairs=repairs,
                                                       warnings=warnings))
@@ -275,3 +275,17 @@ def load_report_data(root: str | Path = ".", *, year: int) -> ReportData:
         year, t["schools"], t["results"], t["school_year"], t["social_index"], t["clusters"],
         t["ses_sample"], t["flags"], t["shnor"], t["shnor_details"], t["objectivity"], led, acc,
         read_json(root, "clusters_summary"), read_json(root, "ses_link_summary"))
+
+
+def run_all(root: str | Path, params: Mapping[str, Any]) -> ReportData:
+    """Stages 01-04 as plain functions with a ``params.yaml``-shaped dict (no notebooks),
+    then the report's data: the pipeline's logic in one call, for tests and scripts.
+
+    Each section's keys are the stage function's keyword arguments.
+    """
+    year = params["year"]
+    run_prepare(root, year=year, **params["prepare"])
+    run_context(root, year=year, **params["index"], **params["clusters"])
+    run_ses_link(root, year=year, min_n=params["min_n"], **params["ses_link"])
+    run_flags(root, year=year, **params["flags"])
+    return load_report_data(root, year=year)
