@@ -38,6 +38,8 @@ def test_failed_validation_is_logged_with_every_error(tmp_path):
         ("schools.csv", [2], "share_low_income", "140")]
     assert {f["file"] for f in doc["files"]} == {"schools.csv", "results.csv"}
     assert "share_low_income" in page and "140" in page
+    assert '<meta charset="utf-8">' in page and "Проверка входных данных: не пройдена" in page
+    assert "src=" not in page and "href=" not in page  # self-contained, opens offline
     assert not (tmp_path / "data/processed/schools.parquet").exists()
 
 

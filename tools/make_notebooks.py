@@ -59,7 +59,7 @@ from analysis import stages
 
 out = stages.run_prepare(
     year=year, raw_dir=prepare_raw_dir, mapping=prepare_mapping, sheet=prepare_sheet,
-    header_row=prepare_header_row, quality_procedures=prepare_quality_procedures,
+    header_row=prepare_header_row, lang=lang, quality_procedures=prepare_quality_procedures,
     quality_subjects=prepare_quality_subjects, quality_grades=prepare_quality_grades,
 )
 """),

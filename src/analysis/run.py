@@ -142,7 +142,7 @@ def check_data(data_dir: str | Path, year: int | None = None, root: str | Path =
     work = root / WORK / f"{data_dir.name}-{year}"
     out_dir = root / "reports" / str(year)
     try:
-        run_prepare(work, year=year, **prep)
+        run_prepare(work, year=year, lang=params["lang"], **prep)
     finally:
         log = work / "reports" / str(year) / "validation.html"
         if log.exists():

@@ -83,7 +83,7 @@ def read_ledger(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, mapping: str | None = None,
                 sheet: str | int | None = None, header_row: int | None = None,
                 quality_procedures: Sequence[str], quality_subjects: Sequence[str],
-                quality_grades: Sequence[int]) -> prepare.Prepared:
+                quality_grades: Sequence[int], lang: str = "ru") -> prepare.Prepared:
     """Read ``raw_dir`` (through ``mapping``), validate, tidy, compute the quality index.
 
     Whether the input passes or not, the validation log (files read, repairs, warnings,
@@ -107,11 +107,11 @@ def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, mapping: str
                               grades=quality_grades, validated=True)
     except InputError as exc:
         write_validation(root, year, validate.to_json(exc, reads, repairs=repairs,
-                                                      warnings=warnings))
+                                                      warnings=warnings), lang)
         raise
     write_validation(root, year, validate.to_json(
         validate.ValidationResult(out.schools, out.results), reads, repairs=repairs,
-        warnings=warnings))
+        warnings=warnings), lang)
     _write(out.schools, root, "schools")
     _write(out.results, root, "results")
     _write(out.school_year, root, "school_year")
@@ -119,14 +119,14 @@ def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, mapping: str
     return out
 
 
-def write_validation(root: Path, year: int, doc: Mapping[str, Any]) -> None:
+def write_validation(root: Path, year: int, doc: Mapping[str, Any], lang: str = "ru") -> None:
     """The validation log as JSON (processed data) and as a page (next to the report)."""
     from .report import write_metrics
 
     write_metrics(root / FILES["validation"], doc)
     page = root / "reports" / str(year) / "validation.html"
     page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(validate.to_html(doc), encoding="utf-8")
+    page.write_text(validate.to_html(doc, lang), encoding="utf-8")
 
 
 # --- 02 context and clusters ----------------------------------------------------------------
@@ -284,7 +284,7 @@ def run_all(root: str | Path, params: Mapping[str, Any]) -> ReportData:
     Each section's keys are the stage function's keyword arguments.
     """
     year = params["year"]
-    run_prepare(root, year=year, **params["prepare"])
+    run_prepare(root, year=year, lang=params["lang"], **params["prepare"])
     run_context(root, year=year, **params["index"], **params["clusters"])
     run_ses_link(root, year=year, min_n=params["min_n"], **params["ses_link"])
     run_flags(root, year=year, **params["flags"])

@@ -491,26 +491,47 @@ def _read_json(r: ReadReport) -> dict:
             "notes": list(r.notes)}
 
 
-def to_html(doc: dict) -> str:
-    """An HTML fragment of a :func:`to_json` document; every value is escaped."""
+def to_html(doc: dict, lang: str = "ru") -> str:
+    """A self-contained page of a :func:`to_json` document (catalogue headings in ``lang``;
+    every value escaped; no external resources)."""
+    from .i18n import t
+
     e = html.escape
-    parts = [f"<h2>Input validation: {e(doc['status'])}</h2>", "<h3>Files read</h3><ul>"]
+    status = t(f"validation.status_{doc['status']}", lang)
+    parts = [f'<!DOCTYPE html>\n<html lang="{e(lang)}">\n<head><meta charset="utf-8">',
+             f"<title>{e(t('validation.title', lang))}</title>", f"<style>{_CSS}</style>",
+             "</head><body>", f"<h1>{e(t('validation.title', lang))}: {e(status)}</h1>",
+             f"<h2>{e(t('validation.files', lang))}</h2><ul>"]
     for f in doc["files"]:
-        how = ", ".join(f"{k} {f[k]!s}" for k in ("format", "encoding", "separator", "decimal",
-                                                   "header_row") if f[k] is not None)
+        how = ", ".join(f"{t(f'validation.{k}', lang)} «{f[k]}»"
+                        for k in _READ_KEYS if f[k] is not None)
         notes = "".join(f"<li>{e(n)}</li>" for n in f["notes"])
-        parts.append(f"<li>{e(f['file'])}: {e(how)}<ul>{notes}</ul></li>")
+        parts.append(f"<li><b>{e(f['file'])}</b>: {e(how)}<ul>{notes}</ul></li>")
     parts.append("</ul>")
-    for title, items in (("Repairs", doc["repairs"]), ("Warnings", doc["warnings"])):
-        parts.append(f"<h3>{title}</h3><ul>" + "".join(f"<li>{e(x)}</li>" for x in items)
-                     + "</ul>")
-    head = "".join(f"<th>{h}</th>" for h in ("file", "rows", "column", "value", "expected"))
-    body = "".join(
-        "<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in (
-            p["file"], ", ".join(map(str, p["rows"])), p["column"], p["value"], p["expected"]))
-        + "</tr>" for p in doc["errors"])
-    parts.append(f"<h3>Errors</h3><table><tr>{head}</tr>{body}</table>")
-    return "\n".join(parts)
+    none = f"<p>{e(t('validation.none', lang))}</p>"
+    for key in ("repairs", "warnings"):
+        items = "".join(f"<li>{e(x)}</li>" for x in doc[key])
+        parts.append(f"<h2>{e(t(f'validation.{key}', lang))} ({len(doc[key])})</h2>"
+                     + (f"<ul>{items}</ul>" if items else none))
+    parts.append(f"<h2>{e(t('validation.errors', lang))} ({len(doc['errors'])})</h2>")
+    if doc["errors"]:
+        head = "".join(f"<th>{e(t(f'validation.col_{h}', lang))}</th>" for h in _ERROR_COLS)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{e(str(v))}</td>" for v in (
+                p["file"], ", ".join(map(str, p["rows"])), p["column"], p["value"],
+                p["expected"])) + "</tr>" for p in doc["errors"])
+        parts.append(f"<table><tr>{head}</tr>{body}</table>")
+    else:
+        parts.append(none)
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+_READ_KEYS = ("format", "encoding", "separator", "decimal", "header_row")
+_ERROR_COLS = ("file", "rows", "column", "value", "expected")
+_CSS = ("body{font-family:sans-serif;max-width:1100px;margin:1em auto;padding:0 1em}"
+        "table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:.25em .5em;"
+        "text-align:left;vertical-align:top}th{background:#f2f2f2}")
 
 
 # --- helpers --------------------------------------------------------------------------------
