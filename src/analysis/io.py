@@ -26,10 +26,6 @@ from .mapping import Mapping, apply_mapping, load_mapping
 from .readers import ReadOptions, ReadReport, read_text
 
 EXTENSIONS = (".csv", ".xlsx", ".parquet")
-INT_COLUMNS = validate.INT_COLUMNS
-FLOAT_COLUMNS = validate.FLOAT_COLUMNS
-CATEGORIES = validate.CATEGORIES
-UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 log = logging.getLogger(__name__)
 
 
@@ -59,7 +55,6 @@ def read_text_table(path: str | Path, options: ReadOptions | None = None,
     repaired (encoding, separator, decimal commas, skipped title rows) is appended to
     ``reports`` when given.
     """
-    _check_not_utf16(Path(path))
     df, report = read_text(path, options or ReadOptions())
     if reports is not None:
         reports.append(report)
@@ -82,17 +77,6 @@ def coerce_table(df: pd.DataFrame, table: str) -> pd.DataFrame:
     if problems:
         raise InputError(problems)
     return typed
-
-
-def _check_not_utf16(path: Path) -> None:
-    """A UTF-16 CSV (Excel's "Unicode text") would decode as nonsense: say so instead."""
-    if path.suffix.lower() != ".csv" or not path.is_file():
-        return
-    with path.open("rb") as f:
-        head = f.read(4096)
-    if head.startswith(UTF16_BOMS) or head.count(b"\x00") > len(head) // 4:
-        raise InputError(Problem(path.name, "", "a CSV file in UTF-8 or Windows-1251 (this "
-                                 "file is UTF-16; in Excel use Save As 'CSV UTF-8')"))
 
 
 class InputWarning(UserWarning):
@@ -159,8 +143,9 @@ def _read_one(raw_dir, table, required, options, mapping, reports, notes, repair
     text, mapped = apply_mapping(read_text_table(path, options, reports), table, mapping,
                                  path.name)
     checked = validate.validate_table(text, table)
-    done = [f"{path.name}: {n}" for n in mapped if "percent -> fraction" in n] + checked.repairs
-    _log(notes, [f"{path.name}: {n}" for n in mapped if n not in done], done, checked.warnings)
+    mapped = [f"{path.name}: {n}" for n in mapped]
+    done = [n for n in mapped if "percent -> fraction" in n] + checked.repairs
+    _log(notes, [n for n in mapped if n not in done], done, checked.warnings)
     for sink, items in ((repairs, done), (warnings, checked.warnings)):
         if sink is not None:
             sink.extend(items)

@@ -38,18 +38,8 @@ from . import schema
 from .errors import InputError, Problem
 from .readers import read_header
 
-#: Canonical columns of each table of the contract.
-TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "schools": tuple(schema.SCHOOLS_COLUMNS),
-    "results": tuple(schema.RESULTS_COLUMNS),
-    "students": tuple(schema.STUDENTS_COLUMNS),
-}
-#: Required canonical columns of each table (students: the result key).
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "schools": tuple(schema.SCHOOLS_REQUIRED),
-    "results": tuple(schema.RESULTS_REQUIRED),
-    "students": tuple(schema.RESULT_KEY),
-}
+TABLE_COLUMNS = schema.TABLE_COLUMNS
+REQUIRED_COLUMNS = schema.REQUIRED_COLUMNS
 SHARE_COLUMNS = schema.SHARE_COLUMNS
 UNITS: tuple[str, ...] = ("percent", "fraction")
 UNITS_KEY = "units"

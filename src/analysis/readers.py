@@ -54,6 +54,7 @@ Cell = str | None
 Row = tuple[int, list[Cell]]  # (row number as the analyst sees it, cells)
 
 BOM = "\ufeff"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 RESERVED = ("source_file", "source_row")
 NUMBER = re.compile(r"^\s*-?\d+([.,]\d+)?\s*$")
 COMMA_NUMBER = re.compile(r"^\s*-?\d+(,\d+)?\s*$")
@@ -208,6 +209,11 @@ def _read_csv(path: Path, options: ReadOptions) -> _Grid:
 
 def _decode(name: str, data: bytes, encoding: str | None) -> tuple[str, str, tuple[str, ...]]:
     """Text, the encoding used, and a note when it was not UTF-8."""
+    if encoding is None and (data.startswith(UTF16_BOMS) or data[:4096].count(b"\x00")
+                             > len(data[:4096]) // 4):
+        # Excel's "Unicode text" would decode as nonsense: say so instead
+        raise InputError(Problem(name, "", "a CSV file in UTF-8 or Windows-1251 (this "
+                                 "file is UTF-16; in Excel use Save As 'CSV UTF-8')"))
     if encoding is not None:
         try:
             return data.decode(encoding), encoding, ()

@@ -89,39 +89,50 @@ def _check_known(base: Mapping[str, Any], override: Mapping[str, Any], where: st
                                  "project's params.yaml (same sections and names)"))
 
 
-def run_study(data_dir: str | Path, year: int | None = None, root: str | Path = ".") -> Path:
-    """Run the five stages on ``data_dir``; return the path of the HTML report."""
+def _start(data_dir: str | Path, year: int | None, root: str | Path
+           ) -> tuple[Path, dict[str, Any], Path, Path]:
+    """Resolve the run: project root, merged parameters, a fresh work folder holding the
+    run's record (merged params.yaml and the dvc.yaml it follows), and the output folder."""
+    from .errors import InputError, Problem
+
     root, data_dir = Path(root).resolve(), Path(data_dir).resolve()
     if not data_dir.is_dir():
-        from .errors import InputError, Problem
-
         raise InputError(Problem(str(data_dir), "", "a folder with your schools and results "
                                  "files (make report DATA=<folder>)"))
     params = study_params(root, data_dir, year)
-    year = params["year"]
-    work = root / WORK / f"{data_dir.name}-{year}"
+    work = root / WORK / f"{data_dir.name}-{params['year']}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    # the run's record: the merged parameters and the stage definitions it followed
     (work / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True,
                                                      sort_keys=False), encoding="utf-8")
     shutil.copyfile(root / "dvc.yaml", work / "dvc.yaml")
-    out_dir = root / "reports" / str(year)
+    return root, params, work, root / "reports" / str(params["year"])
+
+
+def _publish_validation(work: Path, out_dir: Path) -> None:
+    """Copy the validation page to the reports, whether the input passed or not."""
+    page = work / "reports" / out_dir.name / "validation.html"
+    if page.exists():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(page, out_dir / "validation.html")
+
+
+def run_study(data_dir: str | Path, year: int | None = None, root: str | Path = ".") -> Path:
+    """Run the five stages on ``data_dir``; return the path of the HTML report."""
+    root, params, work, out_dir = _start(data_dir, year, root)
     dvc = load_yaml(root / "dvc.yaml")
-    for stage in dvc["stages"]:
-        print(f"Running stage '{stage}'", flush=True)
-        try:
-            run_notebook(stage, root=root, cwd=work,
-                         output=out_dir / "notebooks" / f"{stage}.ipynb",
-                         parameters=flatten(params, stage_param_keys(dvc, stage)))
-        except Exception as exc:
-            exc.add_note(f"stage {stage}")
-            raise
-        finally:  # the validation log is published whether the input passed or not
-            log = work / "reports" / str(year) / "validation.html"
-            if log.exists():
-                out_dir.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(log, out_dir / "validation.html")
+    try:
+        for stage in dvc["stages"]:
+            print(f"Running stage '{stage}'", flush=True)
+            try:
+                run_notebook(stage, root=root, cwd=work,
+                             output=out_dir / "notebooks" / f"{stage}.ipynb",
+                             parameters=flatten(params, stage_param_keys(dvc, stage)))
+            except Exception as exc:
+                exc.add_note(f"stage {stage}")
+                raise
+    finally:
+        _publish_validation(work, out_dir)
     html = export_html(out_dir / "notebooks" / "05_report.ipynb", out_dir / "report.html",
                        lang=params["lang"])
     shutil.copyfile(work / "reports" / "metrics.json", out_dir / "metrics.json")
@@ -136,18 +147,11 @@ def check_data(data_dir: str | Path, year: int | None = None, root: str | Path =
     """
     from .stages import run_prepare
 
-    root, data_dir = Path(root).resolve(), Path(data_dir).resolve()
-    params = study_params(root, data_dir, year)
-    year, prep = params["year"], params["prepare"]
-    work = root / WORK / f"{data_dir.name}-{year}"
-    out_dir = root / "reports" / str(year)
+    _, params, work, out_dir = _start(data_dir, year, root)
     try:
-        run_prepare(work, year=year, lang=params["lang"], **prep)
+        run_prepare(work, year=params["year"], lang=params["lang"], **params["prepare"])
     finally:
-        log = work / "reports" / str(year) / "validation.html"
-        if log.exists():
-            out_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(log, out_dir / "validation.html")
+        _publish_validation(work, out_dir)
     return load_yaml(work / "data" / "processed" / "validation.json")
 
 

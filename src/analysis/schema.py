@@ -58,6 +58,14 @@ SHARE_COLUMNS: Final = frozenset({*SCHOOLS_OPTIONAL, *MARK_SHARES, "pct_below_mi
 # --- table `students` (optional): one row per student x procedure ---------------------------
 STUDENTS_COLUMNS: Final = RESULT_KEY + ("student_key", "score", "mark", "ses")
 
+#: Each table's canonical columns, and the required ones (students: the result key).
+TABLE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "schools": SCHOOLS_COLUMNS, "results": RESULTS_COLUMNS, "students": STUDENTS_COLUMNS,
+}
+REQUIRED_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
+    "schools": SCHOOLS_REQUIRED, "results": RESULTS_REQUIRED, "students": RESULT_KEY,
+}
+
 #: Raw file stems the pipeline looks for in the raw folder (any of .csv, .xlsx, .parquet).
 TABLES: Final = ("schools", "results", "students")
 

@@ -539,13 +539,9 @@ _CSS = ("body{font-family:sans-serif;max-width:1100px;margin:1em auto;padding:0 
 
 def contract(table: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Required and all columns of a contract table."""
-    if table == "schools":
-        return schema.SCHOOLS_REQUIRED, schema.SCHOOLS_COLUMNS
-    if table == "results":
-        return schema.RESULTS_REQUIRED, schema.RESULTS_COLUMNS
-    if table == "students":
-        return schema.STUDENTS_COLUMNS[:5], schema.STUDENTS_COLUMNS
-    raise ValueError(f"unknown table '{table}'")
+    if table not in schema.TABLE_COLUMNS:
+        raise ValueError(f"unknown table '{table}'")
+    return schema.REQUIRED_COLUMNS[table], schema.TABLE_COLUMNS[table]
 
 
 def _file(df: pd.DataFrame, default: str) -> str:
