@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data report check test bench lock clean clean-all
+.PHONY: help install data report check test bench lock notebooks-clean clean clean-all
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ lock: ## Re-pin requirements.lock from a fresh environment (then commit it)
 	rm -rf /tmp/school-context-lock && $(PYTHON) -m venv /tmp/school-context-lock
 	/tmp/school-context-lock/bin/pip install --quiet -e ".[dev]"
 	/tmp/school-context-lock/bin/pip freeze --exclude-editable | sort -f > requirements.lock
+
+notebooks-clean: $(STAMP) ## Clear outputs and execution counts of the source notebooks (before a commit)
+	$(BIN)/jupyter nbconvert --log-level=WARN --ClearOutputPreprocessor.enabled=True --inplace notebooks/*.ipynb
 
 clean: ## Remove pipeline outputs (processed data, reports); keep data/raw and .venv
 	rm -rf data/processed/* reports/20* 

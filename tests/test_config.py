@@ -52,7 +52,11 @@ def test_notebook_uses_every_parameter_and_has_no_outputs(stage):
         code += " ".join(stage_parameters(stage, ROOT))
     unused = [name for name in stage_parameters(stage, ROOT) if name not in code]
     assert not unused, f"{stage} declares parameters it never uses: {unused}"
-    assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+    dirty = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
+             and (c.get("outputs") or c.get("execution_count") is not None)]
+    assert not dirty, (f"notebooks/{stage}.ipynb: cells {dirty} carry outputs or execution "
+                       "counts; the .ipynb is the source: run `make notebooks-clean` (or "
+                       "JupyterLab: Edit > Clear Outputs of All Cells) and save")
     assert nb["metadata"]["kernelspec"]["name"] == "school-context"
 
 
