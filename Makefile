@@ -38,7 +38,9 @@ data: $(STAMP) ## Generate the embedded demo region into data/raw (only when abs
 
 ifeq ($(strip $(DATA)),)
 report: data ## Run the study: demo region via DVC, or `make report DATA=<folder> YEAR=<year>`
+	@$(PY) -m analysis.preflight
 	$(BIN)/dvc repro
+	@rm -rf reports/failed/$(YEAR)  # a note of an earlier failed run is stale now
 	@echo "Report: reports/$(YEAR)/report.html   Metrics: reports/metrics.json"
 else
 report: $(STAMP)

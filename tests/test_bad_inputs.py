@@ -131,4 +131,4 @@ def test_every_failing_case_exits_2_through_the_check_command(case, tmp_path):
     assert "Traceback" not in proc.stderr
     for line in expected(case):
         assert line in proc.stderr
-    assert (root / "reports" / "2025" / "validation.html").exists()
+    assert (root / "reports" / "checks" / f"{case}-2025" / "validation.html").exists()

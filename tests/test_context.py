@@ -7,6 +7,8 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 
 from analysis.context import ContextClusters, SocialIndex, social_index_by_year
+from analysis.errors import InputError
+from analysis.io import InputWarning
 
 
 def test_mean_z_index_is_the_standardised_mean_of_signed_z_scores():
@@ -48,7 +50,8 @@ def test_bad_parameters_are_rejected():
         SocialIndex({"a": 1}, method="mystery")
     with pytest.raises(ValueError, match="signs"):
         SocialIndex({"a": 2})
-    with pytest.raises(ValueError, match="none of the index indicators"):
+    with pytest.raises(InputError, match=r"index\.indicators.*0 of 1 indicators vary"), \
+            pytest.warns(InputWarning, match="'zz' has no values"):
         SocialIndex({"zz": 1}).fit(pd.DataFrame({"a": [1.0]}))
 
 
@@ -93,5 +96,5 @@ def test_clusters_are_deterministic_given_the_seed():
     a = ContextClusters(k=4, n_init=5, seed=7).fit(X)
     b = ContextClusters(k=4, n_init=5, seed=7).fit(X)
     np.testing.assert_array_equal(a.labels_, b.labels_)
-    with pytest.raises(ValueError, match="more schools"):
+    with pytest.raises(InputError, match=r"clusters\.k': got '10'; expected at most 4"):
         ContextClusters(k=10).fit(X.head(5))

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.pipeline
 
 def test_prepare_notebook_runs_with_injected_parameters(tiny_project):
     out = nbrun.run_notebook("01_prepare", root=tiny_project)
-    assert out == tiny_project / "reports" / "2025" / "notebooks" / "01_prepare.ipynb"
+    assert out == tiny_project / "data" / "processed" / "notebooks" / "01_prepare.ipynb"
     assert (tiny_project / "data" / "processed" / "school_year.parquet").exists()
     nb = nbformat.read(out, as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]

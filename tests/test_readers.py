@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import datetime as dt
 import io
 
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analysis.errors import InputError, Problem
-from analysis.readers import ReadOptions, ReadReport, read_text
+from analysis.readers import ReadOptions, ReadReport, file_sha256, read_text
 
 CP1251_TEXT = "Наименование ОО;Код ОО;Доля\r\nШкола № 5;007;12,5\r\n"
 
@@ -61,7 +62,9 @@ def test_utf8_csv_with_and_without_bom(tmp_path, encoding):
     assert df["source_file"].tolist() == ["schools.csv"] * 2
     assert df["source_row"].tolist() == [2, 3]
     assert df["source_row"].dtype == "int64"
-    assert report == ReadReport("schools.csv", "csv", encoding, ",", ".", 1, ())
+    assert report == ReadReport("schools.csv", "csv", encoding, ",", ".", 1, (),
+                                sha256=file_sha256(path), size=path.stat().st_size)
+    assert report.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_cells_are_python_str_or_none(tmp_path):
@@ -379,7 +382,8 @@ def test_parquet_values_to_text(tmp_path):
     assert data(df) == [["007", "512", "1", "0.25", "12", "TRUE", "2024-04-15"],
                         [None, None, "2", None, "3", "FALSE", None]]
     assert df["source_row"].tolist() == [2, 3]
-    assert report == ReadReport("p.parquet", "parquet", None, None, None, 1, ())
+    assert report == ReadReport("p.parquet", "parquet", None, None, None, 1, (),
+                                sha256=file_sha256(path), size=path.stat().st_size)
 
 
 def test_parquet_without_rows(tmp_path):

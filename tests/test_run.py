@@ -53,10 +53,13 @@ def test_study_runs_on_a_folder_of_exports_and_edits_no_project_file(tmp_path, t
     assert run.main(["--data", str(data), "--year", "2024", "--root", str(root)]) == 0
     after = snapshot(root)
     changed = {p for p in after if before.get(p) != after[p]}
-    assert changed and all(p.startswith(("reports/2024/", ".runs/")) for p in changed), changed
-    page = (root / "reports/2024/report.html").read_text(encoding="utf-8")
+    # its own folders, never the DVC pipeline's reports/2024/
+    assert changed and all(p.startswith(("reports/Экспорт РСОКО-2024/", ".runs/"))
+                           for p in changed), changed
+    page = (root / "reports/Экспорт РСОКО-2024/report.html").read_text(encoding="utf-8")
     assert '<html lang="ru">' in page and "2024" in page
-    metrics = json.loads((root / "reports/2024/metrics.json").read_text(encoding="utf-8"))
+    metrics = json.loads((root / "reports/Экспорт РСОКО-2024/metrics.json").read_text(
+        encoding="utf-8"))
     assert metrics["year"] == 2024 and metrics["clusters"]["k"] == 3
     assert (root / ".runs" / "Экспорт РСОКО-2024" / "data/processed/schools.parquet").exists()
 
@@ -70,9 +73,10 @@ def test_real_public_dataset_end_to_end(tmp_path):
     root = make_project(tmp_path / "proj", None)
     data = nlschools_export(tmp_path / "nlschools")
     assert run.main(["--data", str(data), "--root", str(root)]) == 0
-    page = (root / "reports/2025/report.html").read_text(encoding="utf-8")
+    page = (root / "reports/nlschools-2025/report.html").read_text(encoding="utf-8")
     assert '<html lang="en">' in page and "Resilient schools" in page
-    metrics = json.loads((root / "reports/2025/metrics.json").read_text(encoding="utf-8"))
+    metrics = json.loads((root / "reports/nlschools-2025/metrics.json").read_text(
+        encoding="utf-8"))
     assert metrics["counts"]["analysed"] == 131  # 133 classes, 2 with fewer than min_n=5
     assert metrics["gradient"]["slope"] > 0 and metrics["accounting_balanced"]
 
@@ -86,5 +90,7 @@ def test_check_only_validates_and_reports_repairs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "repair: " in out and "'Город' -> 'city'" in out
     assert "The input passes the checks (2 files)." in out
-    assert not (root / "reports" / "2025" / "report.html").exists()
-    assert (root / "reports" / "2025" / "validation.html").exists()
+    # the check writes only its own validation page, never beside a published report
+    assert sorted(p.relative_to(root / "reports").as_posix()
+                  for p in (root / "reports").rglob("*") if p.is_file()) == [
+        ".gitkeep", "checks/23_russian_categories-2025/validation.html"]

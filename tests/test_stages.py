@@ -129,7 +129,7 @@ def test_every_report_section_renders_in_both_languages(demo_run, lang):
         report.section_lists(d, lang, min_n=10, top_n=5, q=0.25, min_effect=0.05,
                              threshold=0.3, obj_threshold=0.15),
         report.section_typology(d, lang, 0.25), report.section_dynamics(d, lang),
-        report.section_methods(lang, p), report.section_exclusions(d, lang, 5),
+        report.section_methods(d, lang, p), report.section_exclusions(d, lang, 5),
     ]
     text = "\n".join(parts)
     marker = "Resilient schools" if lang == "en" else "Резильентные школы"

@@ -186,14 +186,15 @@ def test_read_tables_reports_problems_of_both_tables_at_once(tmp_path):
 
 
 def test_to_json_and_html_are_deterministic_and_escaped():
-    report = ReadReport("schools.csv", "csv", "utf-8", ",", ".", 1, ("a note",))
+    report = ReadReport("schools.csv", "csv", "utf-8", ",", ".", 1, ("a note",), "ab12", 7)
     err = InputError([Problem("schools.csv", "school_name", "text <b>", (2, 3), "<script>")])
     doc = validate.to_json(err, [report], repairs=["r"], warnings=["w", "w"])
     assert json.loads(json.dumps(doc)) == doc
     assert doc == {
         "status": "failed",
         "files": [{"file": "schools.csv", "format": "csv", "encoding": "utf-8",
-                   "separator": ",", "decimal": ".", "header_row": 1, "notes": ["a note"]}],
+                   "separator": ",", "decimal": ".", "header_row": 1, "notes": ["a note"],
+                   "sha256": "ab12", "size": 7}],
         "repairs": ["r"], "warnings": ["w"],
         "errors": [{"file": "schools.csv", "rows": [2, 3], "column": "school_name",
                     "value": "<script>", "expected": "text <b>"}],

@@ -4,10 +4,17 @@
 higher = more favourable.  :class:`ContextClusters` groups schools with k-means on
 standardised context features.  Both follow the scikit-learn estimator pattern
 (``fit`` / ``transform`` or ``predict``, fitted attributes end in ``_``).
+
+Data that cannot support them stops the run with an :class:`~analysis.errors.InputError`
+naming the parameter to change: too few indicators that vary between the schools of a year
+(``index.indicators`` / ``index.min_indicators``), or more clusters than the schools allow
+(``clusters.k``).  An indicator without variation (or without values) in a year is left out
+of that year's index with an :class:`~analysis.io.InputWarning` and a record for the report.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -16,8 +23,32 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
 from . import ledger, schema
+from .errors import InputError, Problem
+from .io import InputWarning
 
 METHODS = ("mean_z", "pca")
+#: Where an analyst changes a parameter named in a message.
+SET_IN = "params.yaml (for make report DATA=<folder>: the params.yaml in that folder)"
+#: Reasons an indicator is left out of a year's index (``index_warnings`` records).
+NO_VARIANCE, NO_VALUES = "no_variance", "no_values"
+#: A range (max - min) at most this, relative to the values' magnitude (at least 1), counts
+#: as no variation: differences at the level of floating-point rounding.
+_TOLERANCE = 1e-12
+
+
+def is_constant(values: pd.Series | np.ndarray) -> bool:
+    """Whether the non-missing ``values`` (shape (n,)) are all the same number (or none)."""
+    v = np.asarray(values, dtype="float64")
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return True
+    return bool(np.ptp(v) <= _TOLERANCE * max(1.0, float(np.abs(v).max())))
+
+
+def _single_year(years: pd.Series | pd.Index) -> int | None:
+    """The one year among ``years``, if they hold exactly one."""
+    found = pd.unique(pd.Series(np.asarray(years)).dropna())
+    return int(found[0]) if len(found) == 1 else None
 
 
 class SocialIndex:
@@ -35,17 +66,31 @@ class SocialIndex:
     schools it was fitted on: "+1" reads as one standard deviation more favourable than
     the average school.
 
+    An indicator that has the same value for every school (no variance), or no value at
+    all, says nothing about context: it is left out (``dropped_``) with an
+    :class:`~analysis.io.InputWarning`.  When fewer than ``min_indicators`` usable
+    indicators remain, no school could get an index and ``fit`` raises
+    :class:`~analysis.errors.InputError` naming ``index.indicators`` /
+    ``index.min_indicators``, the year (from a ``year`` column with one value) and the
+    constant indicators with their values.
+
     Parameters
     ----------
     indicators : mapping of column name -> sign (+1 or -1)
     method : {"mean_z", "pca"}
     min_indicators : int
-        Least number of available indicators for a school to get an index.
+        Least number of available indicators for a school to get an index, and least number
+        of usable (varying) indicators for the index to be fitted at all.
 
     Attributes
     ----------
     columns_ : list of str
-        Indicators present in the data the index was fitted on.
+        Indicators used: present in the data with at least two different values.
+    dropped_ : dict of str -> str
+        Indicators left out, with the reason: ``"no_variance"`` or ``"no_values"``
+        (absent column or all missing), in the order of ``indicators``.
+    constant_values_ : dict of str -> float
+        The one value (a share) of each ``"no_variance"`` indicator.
     mean_, scale_ : Series, shape (n_indicators,)
         Mean and SD (ddof=0) of each indicator.
     weights_ : Series, shape (n_indicators,)
@@ -79,11 +124,34 @@ class SocialIndex:
         return raw.where(available >= self.min_indicators)
 
     def fit(self, X: pd.DataFrame) -> SocialIndex:
-        """Fit on a table with one row per school and the indicator columns (shares)."""
-        self.columns_ = [c for c in self.indicators if c in X.columns and X[c].notna().any()]
-        if not self.columns_:
-            raise ValueError("none of the index indicators is present in the data: "
-                             + ", ".join(self.indicators))
+        """Fit on a table with one row per school and the indicator columns (shares).
+
+        Parameters
+        ----------
+        X : DataFrame, shape (n_schools, ...)
+            Indicator columns as shares on 0..1 (missing = NaN); other columns, e.g.
+            ``year``, are ignored except to name the year in messages.
+
+        Raises
+        ------
+        InputError
+            Fewer than ``min_indicators`` indicators vary between the schools.
+        """
+        self.columns_, self.dropped_, self.constant_values_ = [], {}, {}
+        for c in self.indicators:
+            values = X[c].astype("float64") if c in X.columns else pd.Series(dtype="float64")
+            if values.notna().sum() == 0:
+                self.dropped_[c] = NO_VALUES
+            elif is_constant(values):
+                self.dropped_[c] = NO_VARIANCE
+                self.constant_values_[c] = float(values.dropna().iloc[0])
+            else:
+                self.columns_.append(c)
+        year = _single_year(X["year"]) if "year" in X.columns else None
+        for c, reason in self.dropped_.items():
+            warnings.warn(self._dropped_text(c, reason, year), InputWarning, stacklevel=2)
+        if len(self.columns_) < max(self.min_indicators, 1):
+            raise InputError(self._too_few(year, len(X)))
         data = X[self.columns_].astype("float64")
         self.mean_ = data.mean()
         self.scale_ = data.std(ddof=0).replace(0.0, 1.0)
@@ -99,6 +167,31 @@ class SocialIndex:
         self.spread_ = float(raw.std(ddof=0)) or 1.0
         return self
 
+    def _dropped_text(self, column: str, reason: str, year: int | None) -> str:
+        when = f" in {year}" if year is not None else ""
+        why = (f"has the same value {self.constant_values_[column]:.4g} for every school "
+               "that has one" if reason == NO_VARIANCE else "has no values")
+        return (f"social indicator '{column}' {why}{when}: left out of the social index"
+                f"{when} (index.indicators)")
+
+    def _too_few(self, year: int | None, n_schools: int) -> Problem:
+        when = f", year {year}" if year is not None else ""
+        constant = [f"{c} = {v:.4g}" for c, v in self.constant_values_.items()]
+        empty = [c for c, r in self.dropped_.items() if r == NO_VALUES]
+        details = "; ".join(part for part in (
+            "the same value for every school: " + ", ".join(constant) if constant else "",
+            "no values: " + ", ".join(empty) if empty else "",
+            "usable: " + ", ".join(self.columns_) if self.columns_ else "") if part)
+        return Problem(
+            file=f"schools ({n_schools} schools{when})", column="index.indicators",
+            value=f"{len(self.columns_)} of {len(self.indicators)} indicators vary between "
+                  "schools",
+            expected=(f"at least index.min_indicators = {self.min_indicators} social "
+                      "indicators that vary between the schools (an indicator with one value "
+                      f"for every school says nothing about their context) [{details}]; "
+                      "check these columns of the schools table, or change index.indicators "
+                      f"or index.min_indicators in {SET_IN}"))
+
     def transform(self, X: pd.DataFrame) -> pd.Series:
         """Index per row of ``X`` (NaN where fewer than ``min_indicators`` are available)."""
         return ((self._raw(X.astype({c: "float64" for c in self.columns_})) - self.centre_)
@@ -109,9 +202,20 @@ class SocialIndex:
 
 
 def social_index_by_year(schools: pd.DataFrame, indicators: Mapping[str, int],
-                         method: str = "mean_z", min_indicators: int = 2
+                         method: str = "mean_z", min_indicators: int = 2, *,
+                         index_warnings: list[dict] | None = None
                          ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Fit the index separately in each year (each year's schools are its reference).
+
+    Parameters
+    ----------
+    schools : DataFrame, one row per school-year
+        ``year``, ``school_id`` and the indicator columns (shares on 0..1).
+    indicators, method, min_indicators
+        As for :class:`SocialIndex`.
+    index_warnings : list, optional
+        Receives one record per indicator left out of a year's index, in year order:
+        ``{"year": int, "indicator": str, "reason": "no_variance" | "no_values"}``.
 
     Returns
     -------
@@ -119,15 +223,30 @@ def social_index_by_year(schools: pd.DataFrame, indicators: Mapping[str, int],
         ``year, school_id, social_index, n_indicators``.
     ledger, accounting : DataFrame
         School-years without an index (reason ``too_few_indicators``).
+
+    Raises
+    ------
+    InputError
+        In some years, fewer than ``min_indicators`` indicators vary between the schools
+        (one problem per such year).
     """
-    frames = []
-    for _, grp in schools.groupby("year", sort=True):
-        est = SocialIndex(indicators, method, min_indicators).fit(grp)
+    frames, problems = [], []
+    for year, grp in schools.groupby("year", sort=True):
+        try:
+            est = SocialIndex(indicators, method, min_indicators).fit(grp)
+        except InputError as exc:  # every year's problem at once
+            problems += exc.problems
+            continue
+        if index_warnings is not None:
+            index_warnings.extend({"year": int(year), "indicator": c, "reason": r}
+                                  for c, r in est.dropped_.items())
         frames.append(pd.DataFrame({
             "year": grp["year"], "school_id": grp["school_id"],
             "social_index": est.transform(grp),
             "n_indicators": grp[est.columns_].notna().sum(axis=1).astype("int64"),
         }))
+    if problems:
+        raise InputError(problems)
     index = pd.concat(frames).sort_values(list(schema.SCHOOL_KEY), kind="stable")
     missing = index["social_index"].isna()
     led, acc = ledger.record(schools.loc[index.index], missing, analysis="social_index",
@@ -138,15 +257,21 @@ def social_index_by_year(schools: pd.DataFrame, indicators: Mapping[str, int],
 class ContextClusters:
     """k-means clusters of schools on standardised context features.
 
-    Features are standardised (z-scores, ddof=0) before k-means, so each weighs the same.
-    Clusters are numbered 1..k in increasing order of their mean ``order_by`` feature
+    Features are standardised (z-scores, ddof=0) before k-means, so each weighs the same; a
+    constant feature (SD 0) is divided by 1 instead, so it is 0 for every school and has no
+    effect.  Clusters are numbered 1..k in increasing order of their mean ``order_by`` feature
     (by default the social index), so cluster 1 is always the least favourable context and
     the labels do not depend on k-means' arbitrary numbering.
+
+    k-means needs more schools than clusters and at least ``k`` distinct context profiles
+    (rows of standardised features); otherwise ``fit`` raises
+    :class:`~analysis.errors.InputError` naming ``clusters.k``, the number of schools (and
+    their year, from an index level ``year``) and the largest k the data supports.
 
     Parameters
     ----------
     k : int
-        Number of clusters.
+        Number of clusters (>= 1).
     n_init : int
         k-means restarts; the best (lowest inertia) is kept.
     seed : int
@@ -162,8 +287,9 @@ class ContextClusters:
         Cluster centres in the features' original units, index 1..k.
     inertia_ : float
         Within-cluster sum of squares on the standardised features.
-    silhouette_ : float
-        Mean silhouette coefficient (-1..1; higher = better separated).
+    silhouette_ : float or None
+        Mean silhouette coefficient (-1..1; higher = better separated); ``None`` when it is
+        undefined (``k = 1``).
     """
 
     def __init__(self, k: int = 5, n_init: int = 50, seed: int = 0,
@@ -171,11 +297,28 @@ class ContextClusters:
         self.k, self.n_init, self.seed, self.order_by = int(k), int(n_init), int(seed), order_by
 
     def fit(self, X: pd.DataFrame) -> ContextClusters:
-        if len(X) <= self.k:
-            raise ValueError(f"k-means needs more schools ({len(X)}) than clusters ({self.k})")
+        """Cluster the rows of ``X``.
+
+        Parameters
+        ----------
+        X : DataFrame, shape (n_schools, n_features)
+            Context features in their own units, no missing values (see
+            :func:`context_features`), including ``order_by``.
+
+        Raises
+        ------
+        InputError
+            ``k`` is below 1, not below the number of schools, or above the number of
+            distinct context profiles.
+        """
         data = X.astype("float64")
         self.mean_, self.scale_ = data.mean(), data.std(ddof=0).replace(0.0, 1.0)
         z = ((data - self.mean_) / self.scale_).to_numpy()
+        n, distinct = len(X), distinct_rows(z)
+        if not 1 <= self.k <= min(n - 1, distinct):
+            year = (_single_year(X.index.get_level_values("year"))
+                    if "year" in X.index.names else None)
+            raise InputError(self._too_many(n, distinct, year))
         km = KMeans(n_clusters=self.k, n_init=self.n_init, random_state=self.seed).fit(z)
         raw_centers = pd.DataFrame(km.cluster_centers_, columns=X.columns)
         order = raw_centers[self.order_by].sort_values(kind="stable").index.to_numpy()
@@ -185,13 +328,50 @@ class ContextClusters:
         centers.index = pd.RangeIndex(1, self.k + 1, name="cluster")
         self.centers_ = centers
         self.inertia_ = float(km.inertia_)
-        self.silhouette_ = float(silhouette_score(z, self.labels_)) if self.k > 1 else 0.0
+        self.silhouette_ = silhouette(z, self.labels_)
         self._km, self._relabel = km, relabel
         return self
 
+    def _too_many(self, n: int, distinct: int, year: int | None) -> Problem:
+        k_max = min(n - 1, distinct)
+        schools = f"{n} school{'s' if n != 1 else ''} with a social index"
+        if year is not None:
+            schools += f" in {year}"
+        if distinct < n:
+            schools += f" but only {distinct} distinct context profiles"
+        rule = ("k-means needs more schools than clusters and at least k distinct context "
+                "profiles")
+        if k_max >= 1:
+            expected = (f"at most {k_max} clusters for these data: there are {schools}, and "
+                        f"{rule}")
+        else:
+            expected = f"at least 2 schools to cluster: there are {schools}, and {rule}"
+        return Problem(file="params.yaml", column="clusters.k", value=str(self.k),
+                       expected=f"{expected}; set clusters.k in {SET_IN}")
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Cluster 1..k of each row of ``X`` (same feature columns as in ``fit``)."""
         z = ((X.astype("float64") - self.mean_) / self.scale_).to_numpy()
         return np.array([self._relabel[int(lab)] for lab in self._km.predict(z)])
+
+
+def distinct_rows(z: np.ndarray) -> int:
+    """Number of distinct rows of ``z`` (shape (n, p)), equal up to rounding noise: the most
+    clusters k-means can form."""
+    if len(z) == 0:
+        return 0
+    scale = max(1.0, float(np.abs(z).max()))
+    return int(len(np.unique(np.round(z / scale, 10), axis=0)))
+
+
+def silhouette(z: np.ndarray, labels: np.ndarray) -> float | None:
+    """Mean silhouette coefficient (-1..1) of ``labels`` on ``z`` (shape (n, p)); ``None``
+    where it is undefined (fewer than 2 clusters, or a cluster per point)."""
+    n_labels = len(np.unique(labels))
+    if not 2 <= n_labels <= len(z) - 1:
+        return None
+    value = float(silhouette_score(z, labels))
+    return value if np.isfinite(value) else None
 
 
 def context_features(schools: pd.DataFrame, index: pd.DataFrame,
@@ -200,7 +380,8 @@ def context_features(schools: pd.DataFrame, index: pd.DataFrame,
 
     ``features`` name columns of the prepared schools table (e.g. ``log_enrollment``,
     ``urbanicity``, any ``share_*``) or ``social_index``.  Missing shares are imputed with
-    the mean.  Rows without an index are dropped (they are in the index ledger).
+    the mean (a feature with no values at all becomes a constant 0, which does not affect
+    the clusters).  Rows without an index are dropped (they are in the index ledger).
 
     Returns
     -------
@@ -211,6 +392,6 @@ def context_features(schools: pd.DataFrame, index: pd.DataFrame,
     if unknown:
         raise ValueError(f"unknown clustering features: {unknown}")
     X = merged[list(features)].astype("float64")
-    X = X.fillna(X.mean())
+    X = X.fillna(X.mean()).fillna(0.0)
     X.index = pd.MultiIndex.from_frame(merged[list(schema.SCHOOL_KEY)])
     return X

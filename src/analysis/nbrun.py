@@ -1,38 +1,52 @@
-"""Run one pipeline notebook with papermill, deterministically, and optionally export HTML.
+"""Run a pipeline stage's notebook with papermill, deterministically; publish the report.
 
 Usage (from the project root; this is what ``dvc.yaml`` calls)::
 
-    python -m analysis.nbrun 02_context_clusters
-    python -m analysis.nbrun 05_report --html reports/2025/report.html
+    python -m analysis.nbrun 02_context_clusters --report-dir reports/2025
+    python -m analysis.nbrun 05_report --report-dir reports/2025 --publish \\
+        --metrics reports/metrics.json
 
 The stage name picks ``notebooks/<stage>.ipynb``.  Its parameters are the ``params.yaml``
 sections that ``dvc.yaml`` declares for the stage (:func:`analysis.config.stage_parameters`),
 so a notebook sees exactly the parameters DVC tracks for it.  The executed copy goes to
-``reports/<year>/notebooks/<stage>.ipynb``, scrubbed of timestamps so that identical
+``data/processed/notebooks/<stage>.ipynb``, scrubbed of timestamps so that identical
 inputs give identical bytes.  The kernel is the project's own environment (the
-``school-context`` kernel spec, pointing at this Python; installed on first use).
+``school-context`` kernel spec, pointing at this Python; installed on first use), with
+BLAS/OpenMP thread counts fixed (:func:`fix_threads`).
 
-An :class:`analysis.errors.InputError` raised in a notebook ends the run with its message
-and exit code 2, without a traceback (``--traceback`` shows it).
+The last stage (``--publish``) assembles the report folder -- HTML, executed notebooks,
+validation page, metrics -- and replaces ``--report-dir`` whole (:mod:`analysis.publish`).
+A failing stage leaves the report folder untouched, writes its note to
+``reports/failed/<name>/`` and exits with a short message, no traceback (``--traceback``
+shows it): code 2 when the data cannot be used or cannot support an estimate
+(:class:`analysis.errors.InputError`), 75 when another run holds the report folder, 1
+otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from .config import load_yaml, stage_parameters
+from . import publish
+from .config import PROCESSED, load_yaml, stage_parameters
 from .i18n import t
+from .outputs import OutputError, copy_file, write_text
 
 KERNEL_NAME = "school-context"
 TEMPLATES = Path(__file__).parent / "templates"
 #: Per-cell and per-notebook metadata that records when, not what; removed for determinism.
 VOLATILE = ("start_time", "end_time", "duration")
+#: Thread-count variables of BLAS and OpenMP builds, fixed for same bytes on any machine.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 def ensure_kernel(name: str = KERNEL_NAME) -> str:
@@ -71,8 +85,28 @@ def scrub(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-def executed_path(stage: str, year: Any, root: Path) -> Path:
-    return root / "reports" / str(year) / "notebooks" / f"{stage}.ipynb"
+def executed_path(stage: str, root: str | Path = ".") -> Path:
+    """Where a stage keeps its executed notebook: ``data/processed/notebooks/<stage>.ipynb``.
+
+    The published copies are assembled from these by :func:`publish_report`.
+    """
+    return Path(root) / PROCESSED / "notebooks" / f"{stage}.ipynb"
+
+
+def running_path(output: Path) -> Path:
+    """Temporary name of a notebook while papermill executes it (beside ``output``)."""
+    return output.with_name(f".{output.stem}.running-{os.getpid()}{output.suffix}")
+
+
+def fix_threads(n: int = 1) -> None:
+    """Fix the BLAS/OpenMP thread counts of this process and of the kernels it starts.
+
+    Reductions split over a different number of threads add in a different order, so
+    results would differ in the last bits with the machine's core count.  Set before
+    a kernel starts (kernels inherit the environment); see :mod:`analysis.outputs`.
+    """
+    for var in THREAD_VARS:
+        os.environ[var] = str(n)
 
 
 def run_notebook(stage: str, *, root: str | Path = ".", output: str | Path | None = None,
@@ -80,25 +114,35 @@ def run_notebook(stage: str, *, root: str | Path = ".", output: str | Path | Non
                  cwd: str | Path | None = None) -> Path:
     """Execute ``notebooks/<stage>.ipynb`` with its stage parameters; return the output path.
 
-    ``parameters`` overrides the values from params.yaml (tests and
-    :mod:`analysis.run` use it); ``cwd`` is the folder the notebook runs in, where it reads
-    and writes ``data/processed`` (default: ``root``).
+    ``parameters`` overrides the values from params.yaml (tests and :mod:`analysis.run`
+    use it); ``cwd`` is the folder the notebook runs in, where it reads and writes
+    ``data/processed`` (default: ``root``).  The executed copy (default
+    :func:`executed_path` under ``cwd``) is written only when the notebook ran to the end;
+    while it runs it lives at :func:`running_path`, where a failed run leaves it.
     """
     import papermill as pm
 
     root = Path(root).resolve()
+    cwd = Path(cwd).resolve() if cwd else root
     params = stage_parameters(stage, root)
     params.update(parameters or {})
-    year = params.get("year", load_yaml(root / "params.yaml").get("year"))
-    out = Path(output) if output else executed_path(stage, year, root)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(output) if output else executed_path(stage, cwd)
+    running = running_path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError("create the folder", out.parent, exc) from exc
+    fix_threads()
     pm.execute_notebook(
-        str(root / "notebooks" / f"{stage}.ipynb"), str(out), parameters=params,
-        kernel_name=ensure_kernel(), cwd=str(cwd or root), progress_bar=False,
+        str(root / "notebooks" / f"{stage}.ipynb"), str(running), parameters=params,
+        kernel_name=ensure_kernel(), cwd=str(cwd), progress_bar=False,
         log_output=False, request_save_on_cell_execute=False,
+        # a pipeline kernel keeps no command history (no writes to ~/.ipython)
+        extra_arguments=["--HistoryManager.enabled=False"],
     )
-    nb = scrub(nbformat.read(out, as_version=4))
-    nbformat.write(nb, out)
+    nb = scrub(nbformat.read(running, as_version=4))
+    write_text(out, nbformat.writes(nb) + "\n")
+    running.unlink(missing_ok=True)
     return out
 
 
@@ -124,53 +168,212 @@ def export_html(notebook: str | Path, html: str | Path, *, lang: str = "ru") -> 
         enabled=True,
     )
     body, _ = exporter.from_notebook_node(nb)
-    html = Path(html)
-    html.parent.mkdir(parents=True, exist_ok=True)
-    html.write_text(body, encoding="utf-8")
-    return html
+    return write_text(html, body)
+
+
+def publish_report(dest: str | Path, *, root: str | Path = ".", cwd: str | Path | None = None,
+                   lang: str = "ru", metrics_out: str | Path | None = None) -> Path:
+    """Assemble the report folder from the stages' outputs and publish it whole.
+
+    In a staging folder beside ``dest`` (:class:`analysis.publish.Staging`): ``report.html``
+    rendered from the last stage's executed notebook, every stage's executed notebook
+    (``notebooks/``), ``validation.html`` and ``metrics.json``; then the folder replaces
+    ``dest`` in one step.  ``metrics_out`` (the DVC pipeline's ``reports/metrics.json``) is
+    written after it.  A stale ``reports/failed/<name>/`` is removed.
+
+    Returns the path of the published ``report.html``.
+    """
+    root = Path(root).resolve()
+    cwd = Path(cwd).resolve() if cwd else root
+    dest = Path(dest) if Path(dest).is_absolute() else root / dest
+    stages = list(load_yaml(root / "dvc.yaml")["stages"])
+    processed = cwd / PROCESSED
+    staging = publish.Staging(dest)
+    try:
+        with staging as st:
+            folder = st.path
+            export_html(executed_path(stages[-1], cwd), folder / "report.html", lang=lang)
+            for stage in stages:
+                copy_file(executed_path(stage, cwd), folder / "notebooks" / f"{stage}.ipynb")
+            write_text(folder / "validation.html", validation_page(processed, lang))
+            copy_file(processed / "metrics.json", folder / "metrics.json")
+            st.commit()
+    except OutputError as exc:  # name the file as it would be published, not the staging copy
+        where = Path(exc.path)
+        if where.is_relative_to(staging.path):
+            where = dest / where.relative_to(staging.path)
+        raise OutputError(f"publish {shown(dest)}/ ({exc.operation} {shown(where)})", "",
+                          exc.reason) from exc
+    if metrics_out:
+        copy_file(processed / "metrics.json",
+                  metrics_out if Path(metrics_out).is_absolute() else root / metrics_out)
+    shutil.rmtree(publish.failed_dir(dest), ignore_errors=True)
+    return dest / "report.html"
+
+
+def validation_page(processed: Path, lang: str) -> str:
+    """The validation page of a run, from its ``validation.json``."""
+    from .validate import to_html
+
+    return to_html(json.loads((processed / "validation.json").read_text(encoding="utf-8")),
+                   lang)
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the current folder when it is inside it (shorter messages)."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+class StageError(Exception):
+    """A stage failed; carries the cause, the report folder left untouched and where the
+    failed run's note is."""
+
+    def __init__(self, stage: str, cause: BaseException, dest: Path, note: Path | None):
+        self.stage, self.cause, self.dest, self.note = stage, cause, dest, note
+        super().__init__(describe_failure(stage, cause))
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if is_input_error(self.cause) else 1
+
+    def message(self) -> str:
+        kept = (f"{shown(self.dest)}/ was not changed: it still holds the last complete run."
+                if self.dest.exists() else f"Nothing was published to {shown(self.dest)}/.")
+        where = (f"This run's validation page and failure note: {shown(self.note)}/"
+                 if self.note else "The failure note could not be written either.")
+        return f"{self}\n{kept}\n{where}"
+
+
+def is_input_error(exc: BaseException) -> bool:
+    """Whether ``exc`` means the data cannot be used (exit 2), also from inside a notebook."""
+    from papermill.exceptions import PapermillExecutionError
+
+    from .errors import InputError
+
+    return isinstance(exc, InputError) or (
+        isinstance(exc, PapermillExecutionError) and exc.ename == "InputError")
+
+
+def describe_failure(stage: str, exc: BaseException) -> str:
+    """One human line (or block) for a failure of ``stage``: no traceback."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        if exc.ename == "InputError":
+            return exc.evalue
+        return (f"Stage {stage} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
+                "The stage's notebook in the failure folder shows where; re-run with "
+                "--traceback for details.")
+    if is_input_error(exc):
+        return str(exc)
+    if isinstance(exc, OutputError):
+        return f"Stage {stage} failed: {exc}"
+    return (f"Stage {stage} failed: {type(exc).__name__}: {exc}\n"
+            "Re-run with --traceback for details.")
+
+
+def write_failure(dest: Path, stage: str, exc: BaseException, *, cwd: Path,
+                  lang: str = "ru") -> Path | None:
+    """Write ``reports/failed/<name>/`` for a failed run; return it (``None`` if that fails).
+
+    It holds ``failure.txt`` (which stage, why, and that ``dest`` is unchanged),
+    ``validation.html`` when the run got as far as reading the data, and the executed
+    notebook of the failing stage up to the error.
+    """
+    target = publish.failed_dir(dest)
+    running = running_path(executed_path(stage, cwd))
+    try:
+        with publish.staged(target) as folder:
+            write_text(folder / "failure.txt", t("failure.note", lang, stage=stage,
+                                                 dest=dest.name, reason=str(
+                                                     describe_failure(stage, exc))) + "\n")
+            if (cwd / PROCESSED / "validation.json").exists():
+                write_text(folder / "validation.html", validation_page(cwd / PROCESSED, lang))
+            if running.exists():
+                copy_file(running, folder / "notebooks" / f"{stage}.ipynb")
+        return target
+    except OSError:
+        return None
+    finally:
+        running.unlink(missing_ok=True)
+
+
+def run_stage(stage: str, *, report_dir: str | Path, root: str | Path = ".",
+              cwd: str | Path | None = None, parameters: dict[str, Any] | None = None,
+              publish_to: bool = False, lang: str = "ru",
+              metrics_out: str | Path | None = None) -> Path:
+    """Run one stage for the report folder ``report_dir``, holding its lock.
+
+    The stage's notebook runs (:func:`run_notebook`); with ``publish_to`` the report folder
+    is then assembled and published (:func:`publish_report`).  On any failure the report
+    folder is left as it was, the failed run's note is written (:func:`write_failure`) and
+    :class:`StageError` is raised.  Returns the executed notebook (or the published report).
+    """
+    root = Path(root).resolve()
+    cwd = Path(cwd).resolve() if cwd else root
+    dest = Path(report_dir) if Path(report_dir).is_absolute() else root / report_dir
+    with publish.RunLock(dest):
+        try:
+            out = run_notebook(stage, root=root, cwd=cwd, parameters=parameters)
+            if publish_to:
+                out = publish_report(dest, root=root, cwd=cwd, lang=lang,
+                                     metrics_out=metrics_out)
+        except Exception as exc:  # noqa: BLE001 -- every failure leaves a note, then re-raised
+            note = write_failure(dest, stage, exc, cwd=cwd, lang=lang)
+            raise StageError(stage, exc, dest, note) from exc
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.nbrun", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", help="stage name, e.g. 02_context_clusters")
-    parser.add_argument("--html", help="also render the executed notebook to this HTML file")
+    parser.add_argument("--report-dir",
+                        help="the report folder this run builds (default: reports/<year>)")
+    parser.add_argument("--publish", action="store_true",
+                        help="after the notebook, assemble and publish the report folder")
+    parser.add_argument("--metrics", help="also copy metrics.json here (with --publish)")
     parser.add_argument("--root", default=".", help="project root (default: current folder)")
     parser.add_argument("--traceback", action="store_true",
                         help="show the Python traceback of a failure")
     args = parser.parse_args(argv)
     os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+    params = load_yaml(Path(args.root) / "params.yaml")
+    lang = params.get("lang", "ru")
+    report_dir = args.report_dir or f"reports/{params.get('year')}"
     try:
-        out = run_notebook(args.stage, root=args.root)
-        if args.html:
-            lang = stage_parameters(args.stage, args.root).get("lang", "ru")
-            export_html(out, args.html, lang=lang)
+        run_stage(args.stage, report_dir=report_dir, root=args.root,
+                  publish_to=args.publish, lang=lang, metrics_out=args.metrics)
     except Exception as exc:  # noqa: BLE001 -- turned into a human message below
         if args.traceback:
             raise
-        return report_failure(args.stage, exc)
+        return report_failure(exc)
     return 0
 
 
-def report_failure(stage: str, exc: Exception) -> int:
-    """Print a short, human message for a failed stage; return the exit code (2 = bad input)."""
-    from papermill.exceptions import PapermillExecutionError
+def report_failure(exc: BaseException) -> int:
+    """Print a short, human message for a failed run; return the exit code.
 
-    from .errors import InputError
-
-    if isinstance(exc, PapermillExecutionError):
-        if exc.ename == "InputError":
-            print(exc.evalue, file=sys.stderr)
-            return 2
-        print(f"Stage {stage} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
-              f"The executed notebook shows where; re-run with --traceback for details.",
-              file=sys.stderr)
-        return 1
-    if isinstance(exc, InputError):
+    0 never; 2 = the data cannot be used (or cannot support an estimate); 75 = another run
+    holds the report folder; 1 = anything else (the message names the file or cell).
+    """
+    if isinstance(exc, StageError):
+        print(exc.message(), file=sys.stderr)
+        return exc.exit_code
+    if isinstance(exc, publish.RunBusy):
+        print(str(exc), file=sys.stderr)
+        return publish.EXIT_BUSY
+    if is_input_error(exc):
         print(str(exc), file=sys.stderr)
         return 2
-    print(f"Stage {stage} failed: {type(exc).__name__}: {exc}\n"
-          "Re-run with --traceback for details.", file=sys.stderr)
+    if isinstance(exc, OutputError):
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(f"The run failed: {type(exc).__name__}: {exc}\nRe-run with --traceback for details.",
+          file=sys.stderr)
     return 1
 
 

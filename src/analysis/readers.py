@@ -35,6 +35,8 @@ Completely empty rows (every cell empty or blank) are dropped without renumberin
 
 from __future__ import annotations
 
+import hashlib
+
 import csv
 import datetime as dt
 import io
@@ -111,6 +113,9 @@ class ReadReport:
         1-based row of the header as the analyst sees it.
     notes
         Human-readable notes, e.g. ``"decoded as Windows-1251"``.
+    sha256, size
+        SHA-256 of the file's bytes (hex) and its size in bytes: which exact file a report
+        was computed from (shown in the report's methods appendix).
     """
 
     file: str
@@ -120,6 +125,8 @@ class ReadReport:
     decimal: str | None
     header_row: int
     notes: tuple[str, ...]
+    sha256: str = ""
+    size: int = 0
 
 
 @dataclass(frozen=True)
@@ -167,8 +174,18 @@ def read_text(
         file=name, format=fmt, encoding=grid.encoding, separator=grid.separator,
         decimal=decimal, header_row=header_row,
         notes=grid.notes + _layout_notes(grid.rows, header_row) + decimal_notes,
+        sha256=file_sha256(path), size=path.stat().st_size,
     )
     return _frame(name, columns, body), report
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_header(path: str | Path, options: ReadOptions = ReadOptions()) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,32 @@ import seaborn as sns
 
 from .flags import TYPOLOGY
 from .i18n import label, t
+from .outputs import write_json
 
 Formatter = Callable[[Any], str]
+
+
+def is_missing(v: Any) -> bool:
+    """``None``, ``pd.NA`` or a non-finite float: a value that could not be computed."""
+    return v is None or v is pd.NA or (isinstance(v, (float, np.floating))
+                                       and not np.isfinite(v))
+
+
+def na(lang: str = "ru", reason: str | None = None) -> str:
+    """«н/д», with the catalogue's reason in brackets when one is known."""
+    mark = t("value.na", lang)
+    return f"{mark} ({t(f'na.{reason}', lang)})" if reason else mark
+
+
+def stat(value: Any, spec: str, lang: str = "ru", reason: str | None = None) -> str:
+    """``value`` formatted with ``spec`` (``"+.3f"``, ``".0%"``), or «н/д (reason)» when it
+    could not be computed; never "nan", never a negative zero."""
+    if is_missing(value):
+        return na(lang, reason)
+    text = format(float(value), spec)
+    if text.startswith("-") and not re.search(r"[1-9]", text):
+        text = text[1:]  # "-0.000" -> "0.000", "-0%" -> "0%"
+    return text
 
 
 def fmt_num(digits: int = 2) -> Formatter:
@@ -190,36 +215,48 @@ def dynamics(results: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def params_table(params: Mapping[str, Any]) -> pd.DataFrame:
-    """Parameters of the run as ``parameter, value`` rows (lists and dicts as compact JSON)."""
+def params_table(params: Mapping[str, Any], lang: str = "ru") -> pd.DataFrame:
+    """Parameters of the run as ``parameter, value`` rows (lists and dicts as compact JSON,
+    an unset value as «не задано»)."""
     rows = []
     for key, value in params.items():
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if value is None:
+            text = t("value.not_set", lang)
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         rows.append({"parameter": key, "value": text})
     return pd.DataFrame(rows)
 
 
+def data_files_table(validation: Mapping[str, Any]) -> pd.DataFrame:
+    """The input files of the run (names inside the data folder), sizes and SHA-256."""
+    return pd.DataFrame([{"file": f["file"], "size_bytes": f.get("size", 0),
+                          "sha256": f.get("sha256", "")} for f in validation.get("files", [])],
+                        columns=["file", "size_bytes", "sha256"])
+
+
+def code_version_text(version: Mapping[str, Any], lang: str = "ru") -> str:
+    """One line: package version, git trees of the code and notebooks, uncommitted changes."""
+    parts = [f"school-context {version.get('package') or '?'}"]
+    if version.get("src"):
+        parts.append(t("report.code_trees", lang, src=version["src"],
+                       notebooks=version.get("notebooks") or "?"))
+        parts.append(t("report.code_clean" if version.get("clean") else "report.code_dirty",
+                       lang))
+    else:
+        parts.append(t("report.code_no_git", lang))
+    return "; ".join(parts)
+
+
+def packages_table(versions: Mapping[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({"package": list(versions), "version": list(versions.values())})
+
+
 def write_metrics(path: str | Path, metrics: Mapping[str, Any]) -> Path:
-    """Write metrics as sorted, indented JSON with a trailing newline (stable bytes)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_round(metrics), ensure_ascii=False, indent=2, sort_keys=True)
-                    + "\n", encoding="utf-8")
-    return path
-
-
-def _round(obj: Any, ndigits: int = 6) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _round(v, ndigits) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_round(v, ndigits) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return round(float(obj), ndigits)
-    return obj
+    """Write metrics as sorted, indented, strict JSON (see :func:`analysis.outputs.write_json`):
+    floats rounded to :data:`~analysis.outputs.FLOAT_DIGITS` significant digits, a value that
+    could not be computed as ``null``, never NaN."""
+    return write_json(path, metrics)
 
 
 def join_labels(values: Sequence[Any], kind: str | None, lang: str = "ru") -> str:
@@ -263,12 +300,19 @@ def section_title(d, lang: str, min_n: int) -> str:
     ])
 
 
+def gradient_stat(g: Mapping[str, Any], key: str, spec: str, lang: str = "ru") -> str:
+    """A statistic of the gradient summary, or «н/д (reason)» (``g["unavailable"]``)."""
+    return stat(g.get(key), spec, lang, g.get("unavailable", {}).get(key, "not_computed"))
+
+
 def section_summary(d, lang: str) -> str:
     g = d.gradient
     return "\n".join([
         heading("report.summary", lang), summary_table(summary_counts(d, lang), lang),
-        para("report.summary_slope", lang, slope=g["slope"], lo=g["slope_ci_low"],
-             hi=g["slope_ci_high"], r2=g["r2"]),
+        para("report.summary_slope", lang, slope=gradient_stat(g, "slope", "+.3f", lang),
+             lo=gradient_stat(g, "slope_ci_low", ".3f", lang),
+             hi=gradient_stat(g, "slope_ci_high", ".3f", lang),
+             r2=gradient_stat(g, "r2", ".0%", lang)),
     ])
 
 
@@ -282,19 +326,35 @@ def section_clusters(d, lang: str, min_n: int) -> str:
     feats = ", ".join(s["features"])
     return "\n".join([
         heading("report.clusters", lang),
-        para("report.clusters_text", lang, k=s["k"], features=feats, silhouette=s["silhouette"]),
+        para("report.clusters_text", lang, k=s["k"], features=feats,
+             silhouette=stat(s.get("silhouette"), ".2f", lang, "one_cluster")),
+        index_warnings(s.get("index_warnings", []), lang),
         html_table(prof, lang, formats={"share_city": fmt_pct, "share_village": fmt_pct,
                                         "social_index": fmt_num(2), "quality_index": fmt_num(3),
                                         "enrollment_median": fmt_num(0)}),
     ])
 
 
+def index_warnings(records: Sequence[Mapping[str, Any]], lang: str = "ru") -> str:
+    """A note listing the indicators left out of the index (no variance or no values)."""
+    if not records:
+        return ""
+    items = "; ".join(t("report.index_dropped_item", lang, indicator=r["indicator"],
+                        year=r["year"], reason=t(f"na.{r['reason']}", lang)) for r in records)
+    return para("report.index_dropped", lang, items=items)
+
+
 def gradient_table(g: Mapping[str, Any], lang: str = "ru") -> str:
+    def s(key: str, spec: str) -> str:
+        return gradient_stat(g, key, spec, lang)
+
     rows = [
         (t("report.gradient_slope", lang),
-         f"{g['slope']:+.4f} (SE {g['slope_se']:.4f}; 95% {g['slope_ci_low']:.4f}…{g['slope_ci_high']:.4f})"),
-        (t("report.gradient_r2", lang), f"{g['r2']:.3f}"),
-        (t("report.gradient_quad", lang), f"{g['quad']:+.4f} (SE {g['quad_se']:.4f}; p = {g['quad_p']:.3f})"),
+         f"{s('slope', '+.4f')} (SE {s('slope_se', '.4f')}; 95% {s('slope_ci_low', '.4f')}…"
+         f"{s('slope_ci_high', '.4f')})"),
+        (t("report.gradient_r2", lang), s("r2", ".3f")),
+        (t("report.gradient_quad", lang),
+         f"{s('quad', '+.4f')} (SE {s('quad_se', '.4f')}; p = {s('quad_p', '.3f')})"),
         (t("report.gradient_n", lang), f"{g['n_schools']} / {g['n_students']}"),
     ]
     return html_table(pd.DataFrame(rows, columns=["measure", "estimate"]), lang)
@@ -388,7 +448,11 @@ def section_dynamics(d, lang: str) -> str:
     ])
 
 
-def section_methods(lang: str, params: Mapping[str, Any]) -> str:
+def section_methods(d, lang: str, params: Mapping[str, Any]) -> str:
+    """Methods appendix: method in words, the data files with their SHA-256, the code and
+    package versions, and every parameter of the run (paths relative to the project)."""
+    from .provenance import code_version, package_versions
+
     p = params
     signed = ", ".join(f"{k} ({'+' if v > 0 else '−'})" for k, v in p["index_indicators"].items())
     return "\n".join([
@@ -399,8 +463,14 @@ def section_methods(lang: str, params: Mapping[str, Any]) -> str:
              subjects=join_labels(p["prepare_quality_subjects"], "subject", lang),
              grades=join_labels(p["prepare_quality_grades"], None), cov=p["ses_link_cov_type"],
              min_n=p["min_n"], seed=p["clusters_seed"]),
+        heading("report.data_files", lang, 3),
+        para("report.data_files_text", lang),
+        html_table(data_files_table(d.validation), lang),
+        heading("report.code_version", lang, 3),
+        f"<p>{html.escape(code_version_text(code_version(), lang))}</p>",
+        html_table(packages_table(package_versions()), lang),
         heading("report.params_table", lang, 3),
-        html_table(params_table(p), lang),
+        html_table(params_table(p, lang), lang),
     ])
 
 

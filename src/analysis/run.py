@@ -11,16 +11,22 @@ with overrides of the project's parameters (only the keys to change, in the same
 e.g. ``prepare: {quality_grades: [9]}``; a key's value replaces the project's whole).  ``--year`` overrides ``year``.
 
 The five stage notebooks run in order, with the project's ``params.yaml`` deep-merged
-with the folder's overrides.  Outputs:
+with the folder's overrides.  Each DATA run has its own folders, named from the data
+folder and the year, so it never touches the DVC pipeline's ``reports/<year>/``:
 
-- ``reports/<year>/report.html``, ``reports/<year>/metrics.json``,
-  ``reports/<year>/validation.html`` (also when the input fails) and the executed
-  notebooks in ``reports/<year>/notebooks/``;
-- the processed tables in a work folder ``.runs/<folder name>-<year>/`` (ignored by git),
-  with the merged ``params.yaml`` the run used.
+- ``reports/<folder name>-<year>/``: ``report.html``, ``metrics.json``,
+  ``validation.html`` and the executed notebooks, published whole when every stage has
+  succeeded (:mod:`analysis.publish`);
+- ``reports/failed/<folder name>-<year>/``: when a run fails, its note, validation page
+  and the failing stage's notebook (the published folder is left as it was);
+- ``.runs/<folder name>-<year>/``: the work folder (ignored by git) with the processed
+  tables and the merged ``params.yaml`` the run used; ``data/raw`` in it links to the
+  data folder.
 
-No tracked file of the repository is changed; DVC is not involved (``dvc repro`` remains
-the way to run the demo region and experiments).
+``--check`` writes only ``reports/checks/<folder name>-<year>/validation.html``.  One run
+at a time per folder: a second one stops (exit code 75) naming the first.  No tracked
+file of the repository is changed; DVC is not involved (``dvc repro`` remains the way to
+run the demo region and experiments).
 """
 
 from __future__ import annotations
@@ -36,8 +42,10 @@ from typing import Any
 
 import yaml
 
-from .config import flatten, load_yaml, stage_param_keys
-from .nbrun import export_html, report_failure, run_notebook
+from .config import PROCESSED, flatten, load_yaml, stage_param_keys
+from .nbrun import fix_threads, report_failure, run_stage
+from .outputs import write_text
+from .publish import RunLock, staged
 
 WORK = Path(".runs")
 
@@ -60,7 +68,9 @@ def merge_params(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[s
 def study_params(root: Path, data_dir: Path, year: int | None = None) -> dict[str, Any]:
     """The project's params.yaml, overridden by ``data_dir/params.yaml`` and ``year``.
 
-    Unknown keys in the overrides are an error (a typo would otherwise be ignored).
+    Unknown keys in the overrides are an error (a typo would otherwise be ignored).  Paths
+    are relative to the run's work folder, where ``data/raw`` is the data folder: a mapping
+    file named in the overrides is relative to the data folder.
     """
     params = load_yaml(root / "params.yaml")
     override_file = data_dir / "params.yaml"
@@ -70,10 +80,10 @@ def study_params(root: Path, data_dir: Path, year: int | None = None) -> dict[st
         params = merge_params(params, override)
     if year is not None:
         params["year"] = int(year)
-    params["prepare"]["raw_dir"] = str(data_dir.resolve())
+    params["prepare"]["raw_dir"] = "data/raw"
     mapping = params["prepare"].get("mapping")
     if mapping and not Path(mapping).is_absolute():
-        params["prepare"]["mapping"] = str((data_dir / mapping).resolve())
+        params["prepare"]["mapping"] = f"data/raw/{Path(mapping).as_posix()}"
     return params
 
 
@@ -89,10 +99,18 @@ def _check_known(base: Mapping[str, Any], override: Mapping[str, Any], where: st
                                  "project's params.yaml (same sections and names)"))
 
 
-def _start(data_dir: str | Path, year: int | None, root: str | Path
+def report_dir(root: Path, data_dir: Path, year: int) -> Path:
+    """The report folder of a DATA run: ``reports/<data folder name>-<year>/``.
+
+    Never ``reports/<year>/``, which belongs to the DVC pipeline (``make report``).
+    """
+    return root / "reports" / f"{data_dir.name}-{year}"
+
+
+def _start(data_dir: str | Path, year: int | None, root: str | Path, *, check: bool = False
            ) -> tuple[Path, dict[str, Any], Path, Path]:
-    """Resolve the run: project root, merged parameters, a fresh work folder holding the
-    run's record (merged params.yaml and the dvc.yaml it follows), and the output folder."""
+    """Resolve the run: project root, merged parameters, its work folder and its output
+    folder (for ``check``, ``reports/checks/<name>-<year>/``).  Nothing is written yet."""
     from .errors import InputError, Problem
 
     root, data_dir = Path(root).resolve(), Path(data_dir).resolve()
@@ -100,59 +118,73 @@ def _start(data_dir: str | Path, year: int | None, root: str | Path
         raise InputError(Problem(str(data_dir), "", "a folder with your schools and results "
                                  "files (make report DATA=<folder>)"))
     params = study_params(root, data_dir, year)
-    work = root / WORK / f"{data_dir.name}-{params['year']}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True,
-                                                     sort_keys=False), encoding="utf-8")
-    shutil.copyfile(root / "dvc.yaml", work / "dvc.yaml")
-    return root, params, work, root / "reports" / str(params["year"])
+    name = f"{data_dir.name}-{params['year']}"
+    if check:
+        return root, params, root / WORK / "checks" / name, root / "reports" / "checks" / name
+    return root, params, root / WORK / name, report_dir(root, data_dir, params["year"])
 
 
-def _publish_validation(work: Path, out_dir: Path) -> None:
-    """Copy the validation page to the reports, whether the input passed or not."""
-    page = work / "reports" / out_dir.name / "validation.html"
-    if page.exists():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(page, out_dir / "validation.html")
+def _prepare_work(root: Path, work: Path, data_dir: Path, params: dict[str, Any]) -> None:
+    """A fresh work folder laid out like the project: ``params.yaml`` (merged), ``dvc.yaml``
+    and ``data/raw`` as a link to the data folder (a copy where links are not allowed), so
+    the notebooks see the same relative paths as in the DVC pipeline and no absolute path of
+    the analyst's machine reaches the executed notebooks or the report."""
+    from .outputs import OutputError
+
+    try:
+        shutil.rmtree(work, ignore_errors=True)
+        (work / "data").mkdir(parents=True)
+        raw = work / "data" / "raw"
+        try:
+            raw.symlink_to(data_dir, target_is_directory=True)
+        except OSError:
+            shutil.copytree(data_dir, raw)
+        (work / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True,
+                                                         sort_keys=False), encoding="utf-8")
+        shutil.copyfile(root / "dvc.yaml", work / "dvc.yaml")
+    except OSError as exc:
+        raise OutputError("prepare the work folder", work, exc) from exc
 
 
 def run_study(data_dir: str | Path, year: int | None = None, root: str | Path = ".") -> Path:
-    """Run the five stages on ``data_dir``; return the path of the HTML report."""
+    """Run the five stages on ``data_dir``; return the path of the published HTML report.
+
+    One run at a time per output folder (:class:`analysis.publish.RunLock`); the report
+    folder ``reports/<name>-<year>/`` is replaced only when every stage succeeded.
+    """
     root, params, work, out_dir = _start(data_dir, year, root)
     dvc = load_yaml(root / "dvc.yaml")
-    try:
-        for stage in dvc["stages"]:
+    stages = list(dvc["stages"])
+    with RunLock(out_dir):
+        _prepare_work(root, work, Path(data_dir).resolve(), params)
+        for stage in stages:
             print(f"Running stage '{stage}'", flush=True)
-            try:
-                run_notebook(stage, root=root, cwd=work,
-                             output=out_dir / "notebooks" / f"{stage}.ipynb",
-                             parameters=flatten(params, stage_param_keys(dvc, stage)))
-            except Exception as exc:
-                exc.add_note(f"stage {stage}")
-                raise
-    finally:
-        _publish_validation(work, out_dir)
-    html = export_html(out_dir / "notebooks" / "05_report.ipynb", out_dir / "report.html",
-                       lang=params["lang"])
-    shutil.copyfile(work / "reports" / "metrics.json", out_dir / "metrics.json")
-    return html
+            run_stage(stage, report_dir=out_dir, root=root, cwd=work,
+                      parameters=flatten(params, stage_param_keys(dvc, stage)),
+                      publish_to=stage == stages[-1], lang=params["lang"])
+    return out_dir / "report.html"
 
 
 def check_data(data_dir: str | Path, year: int | None = None, root: str | Path = ".") -> dict:
     """Read and validate the folder only (stage 01's checks, no notebooks); return the log.
 
-    Raises :class:`InputError` as the full run would; writes nothing outside the work
-    folder and ``reports/<year>/validation.html``.
+    Raises :class:`InputError` as the full run would.  The validation page goes to
+    ``reports/checks/<name>-<year>/validation.html`` (never beside a published report).
     """
+    from .nbrun import validation_page
     from .stages import run_prepare
 
-    _, params, work, out_dir = _start(data_dir, year, root)
-    try:
-        run_prepare(work, year=params["year"], lang=params["lang"], **params["prepare"])
-    finally:
-        _publish_validation(work, out_dir)
-    return load_yaml(work / "data" / "processed" / "validation.json")
+    root, params, work, out_dir = _start(data_dir, year, root, check=True)
+    with RunLock(out_dir):
+        _prepare_work(root, work, Path(data_dir).resolve(), params)
+        try:
+            run_prepare(work, year=params["year"], **params["prepare"])
+        finally:
+            if (work / PROCESSED / "validation.json").exists():
+                with staged(out_dir) as folder:
+                    write_text(folder / "validation.html",
+                               validation_page(work / PROCESSED, params["lang"]))
+    return load_yaml(work / PROCESSED / "validation.json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="show the Python traceback of a failure")
     args = parser.parse_args(argv)
     os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+    fix_threads()
     try:
         if args.check:
             log = check_data(args.data, args.year, args.root)
@@ -179,9 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 -- a human message, see nbrun.report_failure
         if args.traceback:
             raise
-        stage = next((n.removeprefix("stage ") for n in getattr(exc, "__notes__", [])
-                      if n.startswith("stage ")), "setup")
-        return report_failure(stage, exc)
+        return report_failure(exc)
     print(f"Report: {html}")
     return 0
 

@@ -21,6 +21,7 @@ from sklearn.metrics import silhouette_score
 from . import context, flags, io, ledger, prepare, schema, ses_link, validate
 from .config import PROCESSED
 from .errors import InputError
+from .outputs import write_json, write_table
 from .readers import ReadOptions
 
 #: Every processed file, by name (relative to the project root).
@@ -35,29 +36,22 @@ FILES.update({
     "kmeans_k": PROCESSED / "plots" / "kmeans_k.csv",
     "gradient_points": PROCESSED / "plots" / "gradient.csv",
     "validation": PROCESSED / "validation.json",
+    "metrics": PROCESSED / "metrics.json",
 })
 LEDGER_DIR = PROCESSED / "ledger"
 
 
 def _write(df: pd.DataFrame, root: Path, name: str) -> None:
-    path = root / FILES[name]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".csv":
-        df.to_csv(path, index=False, float_format="%.6f", lineterminator="\n")
-    else:
-        df.to_parquet(path, index=False)
+    write_table(df, root / FILES[name])
 
 
 def _write_json(obj: Mapping[str, Any], root: Path, name: str) -> None:
-    from .report import write_metrics
-
-    write_metrics(root / FILES[name], obj)
+    write_json(root / FILES[name], obj)
 
 
 def _write_ledger(book: tuple[pd.DataFrame, pd.DataFrame], root: Path, stage: str) -> None:
-    (root / LEDGER_DIR).mkdir(parents=True, exist_ok=True)
-    book[0].to_parquet(root / LEDGER_DIR / f"{stage}.parquet", index=False)
-    book[1].to_parquet(root / LEDGER_DIR / f"{stage}_accounting.parquet", index=False)
+    write_table(book[0], root / LEDGER_DIR / f"{stage}.parquet")
+    write_table(book[1], root / LEDGER_DIR / f"{stage}_accounting.parquet")
 
 
 def read(root: str | Path, name: str) -> pd.DataFrame:
@@ -83,12 +77,12 @@ def read_ledger(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, mapping: str | None = None,
                 sheet: str | int | None = None, header_row: int | None = None,
                 quality_procedures: Sequence[str], quality_subjects: Sequence[str],
-                quality_grades: Sequence[int], lang: str = "ru") -> prepare.Prepared:
+                quality_grades: Sequence[int]) -> prepare.Prepared:
     """Read ``raw_dir`` (through ``mapping``), validate, tidy, compute the quality index.
 
     Whether the input passes or not, the validation log (files read, repairs, warnings,
-    errors) is written to ``data/processed/validation.json`` and
-    ``reports/<year>/validation.html``; then an :class:`InputError` is raised again.
+    errors) is written to ``data/processed/validation.json``; then an :class:`InputError`
+    is raised again.  The page is rendered from it when the run publishes.
     """
     root = Path(root)
     raw = Path(raw_dir) if Path(raw_dir).is_absolute() else root / raw_dir
@@ -106,12 +100,11 @@ def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, mapping: str
                               procedures=quality_procedures, subjects=quality_subjects,
                               grades=quality_grades, validated=True)
     except InputError as exc:
-        write_validation(root, year, validate.to_json(exc, reads, repairs=repairs,
-                                                      warnings=warnings), lang)
+        write_validation(root, validate.to_json(exc, reads, repairs=repairs, warnings=warnings))
         raise
-    write_validation(root, year, validate.to_json(
+    write_validation(root, validate.to_json(
         validate.ValidationResult(out.schools, out.results), reads, repairs=repairs,
-        warnings=warnings), lang)
+        warnings=warnings))
     _write(out.schools, root, "schools")
     _write(out.results, root, "results")
     _write(out.school_year, root, "school_year")
@@ -119,14 +112,13 @@ def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, mapping: str
     return out
 
 
-def write_validation(root: Path, year: int, doc: Mapping[str, Any], lang: str = "ru") -> None:
-    """The validation log as JSON (processed data) and as a page (next to the report)."""
-    from .report import write_metrics
+def write_validation(root: Path, doc: Mapping[str, Any]) -> None:
+    """The validation log as JSON (``data/processed/validation.json``).
 
-    write_metrics(root / FILES["validation"], doc)
-    page = root / "reports" / str(year) / "validation.html"
-    page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(validate.to_html(doc, lang), encoding="utf-8")
+    The page (``validation.html``) is rendered from it when the run publishes its report
+    folder, or its failure note (:mod:`analysis.nbrun`).
+    """
+    write_json(root / FILES["validation"], doc)
 
 
 # --- 02 context and clusters ----------------------------------------------------------------
@@ -140,24 +132,50 @@ class ContextResult:
 
 
 def k_curve(X: pd.DataFrame, ks: Sequence[int], seed: int, n_init: int = 10) -> pd.DataFrame:
-    """Inertia and silhouette of k-means for each k (for choosing k; a DVC plot)."""
+    """Inertia and silhouette of k-means for each k (for choosing k; a DVC plot).
+
+    Parameters
+    ----------
+    X : DataFrame, shape (n_schools, n_features)
+        Context features (standardised here; a constant feature stays 0).
+    ks : sequence of int
+        Candidate numbers of clusters; only those the data supports are evaluated:
+        ``2 <= k < d``, ``d`` the number of distinct rows (so also ``k < n_schools``).
+
+    Returns
+    -------
+    DataFrame, one row per evaluated k (possibly none)
+        ``k``, ``inertia`` (within-cluster sum of squares, standardised units) and
+        ``silhouette`` (-1..1; NaN in the table where undefined).
+    """
     z = ((X - X.mean()) / X.std(ddof=0).replace(0.0, 1.0)).to_numpy()
+    distinct = context.distinct_rows(z)
     rows = []
     for k in ks:
-        if k >= len(X):
-            break
+        if not 2 <= k < distinct:
+            continue
         km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(z)
-        rows.append({"k": k, "inertia": km.inertia_, "silhouette": silhouette_score(z, km.labels_)})
-    return pd.DataFrame(rows)
+        found = len(set(km.labels_))
+        rows.append({"k": k, "inertia": km.inertia_, "silhouette": (
+            float(silhouette_score(z, km.labels_)) if 2 <= found < len(z) else None)})
+    return pd.DataFrame(rows, columns=["k", "inertia", "silhouette"])
 
 
 def run_context(root: str | Path = ".", *, year: int, indicators: Mapping[str, int],
                 method: str, min_indicators: int, features: Sequence[str], k: int,
                 n_init: int, seed: int) -> ContextResult:
-    """Social index for every school-year; k-means clusters of the reporting year's schools."""
+    """Social index for every school-year; k-means clusters of the reporting year's schools.
+
+    Indicators left out of a year's index (no variance, no values) are listed in
+    ``clusters.json`` under ``index_warnings`` (records ``{"year", "indicator",
+    "reason"}``; empty list when none) for the report.  Data that cannot support the index
+    or ``k`` clusters stop the run with an :class:`InputError` naming the parameter.
+    """
     root = Path(root)
     schools = read(root, "schools")
-    index, led, acc = context.social_index_by_year(schools, indicators, method, min_indicators)
+    index_warnings: list[dict] = []
+    index, led, acc = context.social_index_by_year(schools, indicators, method, min_indicators,
+                                                   index_warnings=index_warnings)
     X = context.context_features(schools.loc[schools["year"] == year], index, features)
     model = context.ContextClusters(k=k, n_init=n_init, seed=seed).fit(X)
     clusters = X.reset_index()
@@ -175,7 +193,7 @@ def run_context(root: str | Path = ".", *, year: int, indicators: Mapping[str, i
     _write_json({
         "k": k, "silhouette": model.silhouette_, "inertia": model.inertia_,
         "sizes": {str(c): int((model.labels_ == c).sum()) for c in range(1, k + 1)},
-        "features": list(features), "index_method": method,
+        "features": list(features), "index_method": method, "index_warnings": index_warnings,
     }, root, "clusters_summary")
     return ContextResult(index, clusters, model, curve)
 
@@ -183,13 +201,22 @@ def run_context(root: str | Path = ".", *, year: int, indicators: Mapping[str, i
 # --- 03 social status and results -----------------------------------------------------------
 
 def run_ses_link(root: str | Path = ".", *, year: int, min_n: int, quadratic: bool,
-                 cov_type: str) -> tuple[ses_link.Gradient, pd.DataFrame]:
-    """Fit the gradient on the reporting year's schools with at least ``min_n`` students."""
+                 cov_type: str, min_schools: int = ses_link.MIN_SCHOOLS
+                 ) -> tuple[ses_link.Gradient, pd.DataFrame]:
+    """Fit the gradient on the reporting year's schools with at least ``min_n`` students.
+
+    Fewer than ``min_schools`` such schools, or a social or quality index with no variation
+    among them, stop the run with an :class:`InputError` that counts the schools left out
+    by reason (:func:`analysis.ses_link.check_sample`).
+    """
     root = Path(root)
     sample, book = ses_link.analysis_sample(
         read(root, "schools"), read(root, "social_index"), read(root, "school_year"),
         year=year, min_n=min_n)
-    grad, fitted = ses_link.fit_gradient(sample, quadratic=quadratic, cov_type=cov_type)
+    ses_link.check_sample(sample, min_schools=min_schools, year=year, min_n=min_n,
+                          excluded=book[0]["reason"].value_counts(sort=False).to_dict())
+    grad, fitted = ses_link.fit_gradient(sample, quadratic=quadratic, cov_type=cov_type,
+                                         min_schools=min_schools)
     sample = pd.concat([sample, fitted], axis=1)
     _write(sample, root, "ses_sample")
     _write(sample[["school_id", "social_index", "quality_index", "fitted"]], root,
@@ -259,6 +286,7 @@ class ReportData:
     accounting: pd.DataFrame
     clusters_summary: dict[str, Any]
     gradient: dict[str, Any]
+    validation: dict[str, Any]
 
     @property
     def schools_year(self) -> pd.DataFrame:
@@ -274,18 +302,24 @@ def load_report_data(root: str | Path = ".", *, year: int) -> ReportData:
     return ReportData(
         year, t["schools"], t["results"], t["school_year"], t["social_index"], t["clusters"],
         t["ses_sample"], t["flags"], t["shnor"], t["shnor_details"], t["objectivity"], led, acc,
-        read_json(root, "clusters_summary"), read_json(root, "ses_link_summary"))
+        read_json(root, "clusters_summary"), read_json(root, "ses_link_summary"),
+        read_json(root, "validation"))
 
 
 def run_all(root: str | Path, params: Mapping[str, Any]) -> ReportData:
     """Stages 01-04 as plain functions with a ``params.yaml``-shaped dict (no notebooks),
-    then the report's data: the pipeline's logic in one call, for tests and scripts.
+    then the report's data and ``metrics.json``: the pipeline's logic in one call, for
+    tests and scripts.
 
     Each section's keys are the stage function's keyword arguments.
     """
     year = params["year"]
-    run_prepare(root, year=year, lang=params["lang"], **params["prepare"])
+    run_prepare(root, year=year, **params["prepare"])
     run_context(root, year=year, **params["index"], **params["clusters"])
     run_ses_link(root, year=year, min_n=params["min_n"], **params["ses_link"])
     run_flags(root, year=year, **params["flags"])
-    return load_report_data(root, year=year)
+    data = load_report_data(root, year=year)
+    from .report import build_metrics, write_metrics
+
+    write_metrics(Path(root) / FILES["metrics"], build_metrics(data, params))
+    return data

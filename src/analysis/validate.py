@@ -488,7 +488,7 @@ def to_json(outcome: ValidationResult | InputError, reads: Sequence[ReadReport],
 def _read_json(r: ReadReport) -> dict:
     return {"file": r.file, "format": r.format, "encoding": r.encoding,
             "separator": r.separator, "decimal": r.decimal, "header_row": r.header_row,
-            "notes": list(r.notes)}
+            "notes": list(r.notes), "sha256": r.sha256, "size": r.size}
 
 
 def to_html(doc: dict, lang: str = "ru") -> str:

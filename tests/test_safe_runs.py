@@ -1,0 +1,326 @@
+"""Safe runs (#6): a report folder is one complete run or untouched; failures are kept apart,
+named and never mixed; one run at a time; the same bytes whatever the last bits.
+
+Findings of the issue reproduced here (each failed before the change):
+1. a failed run left the previous report beside its own validation page and notebooks;
+2. a full disk truncated report.html, and the message named no file;
+3. two runs at once corrupted each other's work and report folders;
+4. a DATA run overwrote the DVC pipeline's reports/<year>/; a check wrote beside a report;
+6. last-bit differences changed the bytes of processed tables;
+8. the report published the analyst's absolute data path.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from analysis import nbrun, outputs, publish, run, schema, stages
+from analysis.config import load_yaml
+from analysis.outputs import OutputError
+from analysis.synth import write_region
+from conftest import TINY_PARAMS, make_project
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def runner(root: Path, data: Path, *extra: str, **popen) -> list[str]:
+    return [sys.executable, "-m", "analysis.run", "--data", str(data), "--year", "2025",
+            "--root", str(root), *extra]
+
+
+# --- files: atomic, rounded, strict -------------------------------------------------------
+
+def test_round_sig_keeps_ten_significant_digits_and_absorbs_last_bit_noise():
+    x = np.array([0.1234, 123456.789012345678, -2.5e-7, 0.0, -0.0, np.nan, np.inf, 1e-320])
+    r = outputs.round_sig(x)
+    assert r[0] == 0.1234 and r[1] == 123456.789 and r[2] == -2.5e-7
+    assert r[3] == 0.0 and not np.signbit(r[4]) and np.isnan(r[5]) and r[6] == np.inf
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=10_000) * 10.0 ** rng.integers(-6, 6, 10_000)
+    assert np.allclose(outputs.round_sig(v), v, rtol=5e-10, atol=0)
+    # values on the 10-digit grid come back unchanged after ±1 ulp
+    grid = outputs.round_sig(v)
+    assert np.array_equal(outputs.round_sig(np.nextafter(grid, np.inf)), grid)
+    assert np.array_equal(outputs.round_sig(np.nextafter(grid, -np.inf)), grid)
+
+
+def test_json_is_strict_null_for_nan_and_infinity(tmp_path):
+    path = outputs.write_json(tmp_path / "m.json", {"a": float("nan"), "b": [np.inf, 1.5],
+                                                    "c": np.float64(-0.0)})
+
+    def refuse(constant):
+        raise ValueError(constant)
+
+    assert json.loads(path.read_text(), parse_constant=refuse) == {"a": None, "b": [None, 1.5],
+                                                                   "c": 0.0}
+
+
+def test_a_failed_write_leaves_the_previous_file_and_names_it(tmp_path):
+    target = outputs.write_text(tmp_path / "report.html", "old, complete")
+
+    def disk_full(tmp):
+        tmp.write_bytes(b"<html>half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(OutputError, match=r"could not write .*report\.html: No space left"):
+        outputs.atomic_write(target, disk_full)
+    assert target.read_text() == "old, complete"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no temporary left
+
+
+# --- one folder, whole or untouched --------------------------------------------------------
+
+def test_staging_replaces_the_folder_whole_or_not_at_all(tmp_path):
+    dest = tmp_path / "reports" / "2025"
+    dest.mkdir(parents=True)
+    (dest / "report.html").write_text("run A")
+    with pytest.raises(RuntimeError):
+        with publish.staged(dest) as folder:
+            (folder / "report.html").write_text("run B, half")
+            raise RuntimeError("stage failed")
+    assert snapshot(dest) == {"report.html": hashlib.sha256(b"run A").hexdigest()}
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["2025"]
+    with publish.staged(dest) as folder:
+        (folder / "report.html").write_text("run B")
+    assert (dest / "report.html").read_text() == "run B"
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["2025"]
+
+
+def test_a_run_killed_between_the_two_renames_is_recovered(tmp_path):
+    dest = tmp_path / "2025"
+    old = tmp_path / ".2025.old-999999"
+    old.mkdir()
+    (old / "report.html").write_text("run A")
+    (tmp_path / ".2025.partial-999999").mkdir()
+    publish.recover(dest)
+    assert (dest / "report.html").read_text() == "run A"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["2025"]
+
+
+def test_a_read_only_reports_folder_is_named_at_publishing(tmp_path, monkeypatch):
+    dest = tmp_path / "reports" / "x-2025"
+    dest.mkdir(parents=True)
+    (dest / "report.html").write_text("run A")
+    real = os.rename
+
+    def read_only(src, dst):  # the published folder cannot be moved
+        if dest in (Path(src), Path(dst)):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(publish.os, "rename", read_only)
+    with pytest.raises(OutputError, match=r"could not replace the report folder .*x-2025: "
+                                          r"Read-only file system"):
+        with publish.staged(dest) as folder:
+            (folder / "report.html").write_text("run B")
+    assert (dest / "report.html").read_text() == "run A"
+
+
+# --- one run at a time ---------------------------------------------------------------------
+
+def test_lock_is_reentrant_in_a_process_and_refuses_a_live_holder(tmp_path):
+    dest = tmp_path / "reports" / "2025"
+    with publish.RunLock(dest) as lock:
+        with publish.RunLock(dest):
+            assert lock.path.exists()
+        assert lock.path.exists()  # still held by the outer block
+    assert not lock.path.exists()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.path.write_text(f"{holder.pid}\n{os.uname().nodename}\nmake report\n")
+        with pytest.raises(publish.RunBusy, match=rf"Another run is writing .*2025 \(PID "
+                                                  rf"{holder.pid}.*make report"):
+            publish.RunLock(dest).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: its lock is stale and taken over
+    with publish.RunLock(dest):
+        assert lock.path.read_text().split("\n")[0] == str(os.getpid())
+
+
+def test_a_run_refused_by_the_lock_exits_75_and_names_the_holder(tmp_path, capsys):
+    root = make_project(tmp_path / "proj", None)
+    data = tmp_path / "region"
+    data.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = root / "reports" / ".region-2025.lock"
+        lock.write_text(f"{holder.pid}\n{os.uname().nodename}\nanother\n")
+        assert run.main(["--data", str(data), "--year", "2025", "--root", str(root)]) == 75
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err
+    assert f"PID {holder.pid}" in err and "Traceback" not in err
+
+
+def test_each_data_folder_and_year_has_its_own_folders(tmp_path):
+    root = tmp_path / "proj"
+    assert run.report_dir(root, tmp_path / "Регион А", 2025) == root / "reports/Регион А-2025"
+    assert run.report_dir(root, tmp_path / "b", 2025) != root / "reports" / "2025"
+    assert publish.failed_dir(root / "reports/2025") == root / "reports/failed/2025"
+
+
+# --- determinism ---------------------------------------------------------------------------
+
+def test_last_bit_perturbations_give_the_same_bytes(tmp_path, tiny_region):
+    """Shares perturbed by 1e-13 (relative, as a different CPU or BLAS would): every
+    processed file is byte-identical (validation.json records the input files' hashes, which
+    differ, and is left out)."""
+    digests = []
+    for tag, eps in (("a", 0.0), ("b", 1e-13), ("c", -1e-13)):
+        root = make_project(tmp_path / tag, tiny_region, TINY_PARAMS)
+        raw = root / "data" / "raw" / "schools.csv"
+        s = pd.read_csv(raw, dtype={"school_id": str})
+        sign = np.random.default_rng(1).choice([-1.0, 1.0], size=len(s))
+        for col in schema.SHARE_COLUMNS:
+            if col in s:
+                s[col] = s[col] * (1.0 + eps * sign)
+        s.to_csv(raw, index=False, float_format="%.17g")
+        stages.run_all(root, load_yaml(root / "params.yaml"))
+        digests.append({k: v for k, v in snapshot(root / "data" / "processed").items()
+                        if k != "validation.json"})
+    assert len(digests[0]) >= 15
+    assert digests[0] == digests[1] == digests[2]
+
+
+def test_thread_counts_are_fixed_for_the_kernels(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    nbrun.fix_threads()
+    assert all(os.environ[v] == "1" for v in nbrun.THREAD_VARS)
+
+
+# --- end to end: a DATA run, then runs that fail or collide --------------------------------
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, tiny_region):
+    """One DATA run of the tiny region, started twice at once: the second is refused."""
+    tmp = tmp_path_factory.mktemp("safe")
+    root = make_project(tmp / "proj", None)
+    data = tmp / "Экспорт А"
+    write_region(tiny_region, data, tmp / "truth")
+    (data / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS), encoding="utf-8")
+    lock = root / "reports" / ".Экспорт А-2025.lock"
+    first = subprocess.Popen(runner(root, data), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    deadline = time.monotonic() + 60
+    while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = subprocess.run(runner(root, data), capture_output=True, text=True, timeout=120)
+    out, err = first.communicate(timeout=600)
+    return root, data, first.returncode, err, second
+
+
+@pytest.mark.pipeline
+def test_a_second_run_on_the_same_folder_is_refused_and_the_first_completes(published):
+    root, _, code, err, second = published
+    assert code == 0, err
+    assert second.returncode == 75, second.stderr
+    assert "Another run is writing" in second.stderr and "Traceback" not in second.stderr
+    folder = root / "reports" / "Экспорт А-2025"
+    assert sorted(snapshot(folder)) == [
+        "metrics.json", "notebooks/01_prepare.ipynb", "notebooks/02_context_clusters.ipynb",
+        "notebooks/03_ses_link.ipynb", "notebooks/04_flags.ipynb", "notebooks/05_report.ipynb",
+        "report.html", "validation.html"]
+    assert not (root / "reports" / "2025").exists()  # the DVC pipeline's folder: untouched
+    assert sorted(p.name for p in (root / "reports").iterdir()) == [".gitkeep", "Экспорт А-2025"]
+
+
+@pytest.mark.pipeline
+def test_no_absolute_path_nan_or_infinity_is_published(published):
+    root, data, *_ = published
+    folder = root / "reports" / "Экспорт А-2025"
+    for path in folder.rglob("*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            assert str(data) not in text and str(data.parent) not in text, path
+            assert str(root) not in text, path
+    m = folder / "metrics.json"
+
+    def refuse(constant):
+        raise ValueError(f"{m} holds {constant}")
+
+    json.loads(m.read_text(encoding="utf-8"), parse_constant=refuse)
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    visible = re.sub(r"data:image/[a-z]+;base64,[A-Za-z0-9+/=]+", "", page)
+    visible = re.sub(r"(?s)<style.*?</style>|<[^>]+>", " ", visible)
+    assert not re.search(r"\b(nan|NaN|inf|Infinity)\b", visible)
+
+
+@pytest.mark.pipeline
+def test_methods_appendix_names_the_files_their_hashes_and_the_code_version(published):
+    root, data, *_ = published
+    page = (root / "reports" / "Экспорт А-2025" / "report.html").read_text(encoding="utf-8")
+    for name in ("schools.csv", "results.csv"):
+        assert hashlib.sha256((data / name).read_bytes()).hexdigest() in page, name
+    assert "school-context 0.1.0" in page
+    assert "незафиксированных изменений" in page or "незафиксированные изменения" in page
+    assert "<td>data/raw</td>" in page  # the data folder, relative: never its absolute path
+
+
+@pytest.mark.pipeline
+def test_a_failed_run_leaves_the_published_report_and_writes_its_note_apart(published):
+    root, data, *_ = published
+    folder = root / "reports" / "Экспорт А-2025"
+    before = snapshot(folder)
+    (data / "params.yaml").write_text(yaml.safe_dump({"clusters": {"k": 500}}), encoding="utf-8")
+    try:
+        proc = subprocess.run(runner(root, data), capture_output=True, text=True, timeout=600)
+    finally:
+        (data / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS), encoding="utf-8")
+    assert proc.returncode in (1, 2), proc.stderr
+    assert "02_context_clusters" in proc.stderr or "clusters.k" in proc.stderr
+    assert "reports/Экспорт А-2025/ was not changed" in proc.stderr.replace(str(root) + "/", "")
+    assert snapshot(folder) == before
+    failed = root / "reports" / "failed" / "Экспорт А-2025"
+    assert f"{failed}" in proc.stderr or "reports/failed/Экспорт А-2025" in proc.stderr
+    assert sorted(snapshot(failed)) == ["failure.txt", "notebooks/02_context_clusters.ipynb",
+                                        "validation.html"]
+    note = (failed / "failure.txt").read_text(encoding="utf-8")
+    assert "02_context_clusters" in note and "не изменён" in note
+    assert "пройдена" in (failed / "validation.html").read_text(encoding="utf-8")
+    leftovers = [p.name for p in (root / "reports").iterdir() if p.name.startswith(".")]
+    assert leftovers == [".gitkeep"]
+
+
+@pytest.mark.pipeline
+def test_a_full_disk_leaves_the_published_report_and_names_the_file(published):
+    """A real write error from the OS: the file size limit (RLIMIT_FSIZE) makes writing the
+    ~400 KB report.html fail with EFBIG, as a full disk fails with ENOSPC."""
+    root, data, *_ = published
+    folder = root / "reports" / "Экспорт А-2025"
+    before = snapshot(folder)
+
+    def small_disk():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    proc = subprocess.run(runner(root, data), capture_output=True, text=True, timeout=600,
+                          preexec_fn=small_disk)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert re.search(r"Stage 05_report failed: could not publish .*Экспорт А-2025/ \(write "
+                     r".*Экспорт А-2025/report\.html\): File too large", proc.stderr), proc.stderr
+    assert snapshot(folder) == before
+    leftovers = [p.name for p in (root / "reports").iterdir() if p.name.startswith(".")]
+    assert leftovers == [".gitkeep"]
+    # the next run that succeeds replaces the report and removes the failure note
+    assert subprocess.run(runner(root, data), capture_output=True, timeout=600).returncode == 0
+    assert not (root / "reports" / "failed" / "Экспорт А-2025").exists()
