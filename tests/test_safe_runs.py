@@ -133,6 +133,25 @@ def test_a_read_only_reports_folder_is_named_at_publishing(tmp_path, monkeypatch
     assert (dest / "report.html").read_text() == "run A"
 
 
+def test_a_read_only_reports_folder_stops_the_stage_at_once_naming_the_file(tmp_path,
+                                                                            monkeypatch):
+    root = make_project(tmp_path / "proj", None)
+    real = os.open
+
+    def read_only(path, *args, **kwargs):
+        if str(path).endswith(".lock"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(publish.os, "open", read_only)
+    with pytest.raises(nbrun.StageError) as err:
+        nbrun.run_stage("01_prepare", report_dir="reports/2025", root=root)
+    assert err.value.exit_code == 1
+    assert re.search(r"Stage 01_prepare failed: could not create the lock file "
+                     r".*reports/\.2025\.lock: Read-only file system", err.value.message())
+    assert not (root / "data" / "processed" / "schools.parquet").exists()  # no work was done
+
+
 # --- one run at a time ---------------------------------------------------------------------
 
 def test_lock_is_reentrant_in_a_process_and_refuses_a_live_holder(tmp_path):

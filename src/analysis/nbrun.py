@@ -315,15 +315,20 @@ def run_stage(stage: str, *, report_dir: str | Path, root: str | Path = ".",
     root = Path(root).resolve()
     cwd = Path(cwd).resolve() if cwd else root
     dest = Path(report_dir) if Path(report_dir).is_absolute() else root / report_dir
-    with publish.RunLock(dest):
-        try:
-            out = run_notebook(stage, root=root, cwd=cwd, parameters=parameters)
-            if publish_to:
-                out = publish_report(dest, root=root, cwd=cwd, lang=lang,
-                                     metrics_out=metrics_out)
-        except Exception as exc:  # noqa: BLE001 -- every failure leaves a note, then re-raised
-            note = write_failure(dest, stage, exc, cwd=cwd, lang=lang)
-            raise StageError(stage, exc, dest, note) from exc
+    lock = publish.RunLock(dest)
+    try:
+        lock.acquire()
+    except OutputError as exc:  # e.g. a read-only reports/: said at once, before any work
+        raise StageError(stage, exc, dest, None) from exc
+    try:
+        out = run_notebook(stage, root=root, cwd=cwd, parameters=parameters)
+        if publish_to:
+            out = publish_report(dest, root=root, cwd=cwd, lang=lang, metrics_out=metrics_out)
+    except Exception as exc:  # noqa: BLE001 -- every failure leaves a note, then re-raised
+        note = write_failure(dest, stage, exc, cwd=cwd, lang=lang)
+        raise StageError(stage, exc, dest, note) from exc
+    finally:
+        lock.release()
     return out
 
 
