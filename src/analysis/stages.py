@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
-from . import context, flags, io, ledger, prepare, schema, ses_link, validate
+from . import context, flags, io, ledger, prepare, report, schema, ses_link, validate
 from .config import PROCESSED
 from .errors import InputError
 from .outputs import write_json, write_table
@@ -319,7 +319,5 @@ def run_all(root: str | Path, params: Mapping[str, Any]) -> ReportData:
     run_ses_link(root, year=year, min_n=params["min_n"], **params["ses_link"])
     run_flags(root, year=year, **params["flags"])
     data = load_report_data(root, year=year)
-    from .report import build_metrics, write_metrics
-
-    write_metrics(Path(root) / FILES["metrics"], build_metrics(data, params))
+    write_json(Path(root) / FILES["metrics"], report.build_metrics(data, params))
     return data
