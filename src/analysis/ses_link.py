@@ -101,9 +101,11 @@ class Gradient:
     quadratic_in_fit: bool
     unavailable: Mapping[str, str] = field(default_factory=dict)
 
-    def to_dict(self, ndigits: int = 6) -> dict:
-        """Plain dict for JSON (ses_link.json, metrics.json): floats rounded (stable bytes),
-        never NaN or infinite.
+    def to_dict(self, ndigits: int | None = None) -> dict:
+        """Plain dict for JSON (ses_link.json, metrics.json), never NaN or infinite.
+
+        Floats are rounded to ``ndigits`` decimals when given (for display); the files are
+        written with :data:`analysis.outputs.FLOAT_DIGITS` significant digits anyway.
 
         Returns
         -------
@@ -120,7 +122,7 @@ class Gradient:
                 out[k] = None
                 unavailable.setdefault(k, "not_finite")
             else:
-                out[k] = round(float(v), ndigits)
+                out[k] = float(v) if ndigits is None else round(float(v), ndigits)
         out["unavailable"] = {k: unavailable[k] for k in STAT_FIELDS if k in unavailable}
         return out
 
