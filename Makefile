@@ -34,21 +34,21 @@ install: $(STAMP) ## Create .venv (pip) and install the project with its dev too
 
 data: $(STAMP) ## Generate the embedded demo region into data/raw (only when absent)
 	@if ls $(RAW)/schools.* >/dev/null 2>&1; then echo "$(RAW) already has a schools table: kept as is"; \
-	else $(PY) -m analysis.synth --params params.yaml --out $(RAW) --truth data/demo_truth; fi
+	else $(PY) -m analysis.demo.synth --params params.yaml --out $(RAW) --truth data/demo_truth; fi
 
 ifeq ($(strip $(DATA)),)
 report: data ## Run the study: demo region via DVC, or `make report DATA=<folder> YEAR=<year>`
-	@$(PY) -m analysis.preflight
+	@$(PY) -m analysis.pipeline.preflight
 	$(BIN)/dvc repro
 	@rm -rf reports/failed/$(YEAR)  # a note of an earlier failed run is stale now
 	@echo "Report: reports/$(YEAR)/report.html   Metrics: reports/metrics.json"
 else
 report: $(STAMP)
-	$(PY) -m analysis.run --data "$(DATA)" --year "$(YEAR)"
+	$(PY) -m analysis.pipeline.run --data "$(DATA)" --year "$(YEAR)"
 endif
 
 check: $(STAMP) ## Only read and validate your files: make check DATA=<folder> [YEAR=<year>]
-	$(PY) -m analysis.run --check --data "$(or $(DATA),$(RAW))" --year "$(YEAR)"
+	$(PY) -m analysis.pipeline.run --check --data "$(or $(DATA),$(RAW))" --year "$(YEAR)"
 
 test: $(STAMP) ## Set up and run the whole test suite
 	$(PY) -m pytest

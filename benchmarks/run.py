@@ -30,7 +30,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 IMPORTS = ("import numpy, pandas, sklearn, statsmodels.api, seaborn, matplotlib.pyplot\n"
-           "import analysis.stages, analysis.report")
+           "import analysis.pipeline.stages, analysis.publish.report")
 
 
 def empty_notebook(path: Path) -> Path:
@@ -55,12 +55,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import make_project
-
     import papermill as pm
 
-    from analysis.nbrun import ensure_kernel
-    from analysis.synth import RegionSpec, generate_region, write_region
+    from analysis.demo.synth import RegionSpec, generate_region, write_region
+    from analysis.pipeline.nbrun import ensure_kernel
+    from conftest import make_project
 
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
            "DVC_NO_ANALYTICS": "1", "JUPYTER_PLATFORM_DIRS": "1"}

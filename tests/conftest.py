@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analysis.synth import RegionSpec, generate_region, write_region
+from analysis.demo.synth import RegionSpec, generate_region, write_region
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))  # tests/fixtures.py

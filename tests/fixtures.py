@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from analysis import io
+from analysis.ingest import io
 
 
 def schools_table(rows: list[dict]) -> pd.DataFrame:

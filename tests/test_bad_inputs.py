@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis import stages
 from analysis.errors import InputError
-from analysis.io import InputWarning
+from analysis.ingest.io import InputWarning
+from analysis.pipeline import stages
 from conftest import make_project
 
 BAD = Path(__file__).parent / "data" / "bad"
@@ -69,7 +69,7 @@ def test_leading_zeros_lost_is_a_warning_only(tmp_path):
 @pytest.mark.parametrize("case", ["16_trailing_spaces", "22_pct_shares_only",
                                   "23_russian_categories"])
 def test_repairs_are_logged(case, tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="analysis.io"), warnings.catch_warnings():
+    with caplog.at_level(logging.INFO, logger="analysis.ingest.io"), warnings.catch_warnings():
         warnings.simplefilter("error", InputWarning)
         run(case, tmp_path)
     for line in expected(case):
@@ -111,7 +111,7 @@ def test_command_line_prints_the_message_and_exits_2(case, tmp_path):
     for path in (BAD / case).iterdir():
         if path.name != "expected.txt":
             shutil.copy2(path, raw / path.name)
-    proc = subprocess.run([sys.executable, "-m", "analysis.nbrun", "01_prepare", "--root",
+    proc = subprocess.run([sys.executable, "-m", "analysis.pipeline.nbrun", "01_prepare", "--root",
                            str(dest)], capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -122,9 +122,9 @@ def test_command_line_prints_the_message_and_exits_2(case, tmp_path):
 @pytest.mark.pipeline
 @pytest.mark.parametrize("case", FAILING)
 def test_every_failing_case_exits_2_through_the_check_command(case, tmp_path):
-    """`make check DATA=<folder>` (python -m analysis.run --check): the analyst's command."""
+    """`make check DATA=<folder>` (python -m analysis.pipeline.run --check): the analyst's command."""
     root = make_project(tmp_path / "proj", None)
-    proc = subprocess.run([sys.executable, "-m", "analysis.run", "--check", "--data",
+    proc = subprocess.run([sys.executable, "-m", "analysis.pipeline.run", "--check", "--data",
                            str(BAD / case), "--year", "2025", "--root", str(root)],
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2, proc.stdout + proc.stderr

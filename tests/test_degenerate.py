@@ -2,7 +2,7 @@
 
 GitHub issue "Degenerate data gives a confident, meaningless report with exit 0": constant
 social indicators, too few schools for the clusters, too few schools for the gradient.
-Fast unit tests at function level; a few end-to-end runs (``analysis.run.main``) marked
+Fast unit tests at function level; a few end-to-end runs (``analysis.pipeline.run.main``) marked
 ``pipeline``.
 """
 
@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import run, stages
 from analysis.config import load_yaml
-from analysis.context import ContextClusters, SocialIndex, social_index_by_year
+from analysis.context.clusters import ContextClusters
+from analysis.context.index import SocialIndex, social_index_by_year
 from analysis.errors import InputError
-from analysis.io import InputWarning
-from analysis.ses_link import Gradient, fit_gradient
+from analysis.ingest.io import InputWarning
+from analysis.models.gradient import Gradient, fit_gradient
+from analysis.pipeline import run, stages
 from conftest import TINY_PARAMS, make_project
 
 INDICATORS = ("share_parents_higher_ed", "share_low_income", "share_single_parent",

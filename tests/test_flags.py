@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import flags, prepare
+from analysis import flags
+from analysis.ingest import prepare
 from fixtures import result_row, results_table, schools_table
 
 

@@ -2,7 +2,7 @@
 
 GitHub issue finding 7: after `dvc exp run -S clusters.k=4` is killed, params.yaml holds
 k=4 (staged in git, HEAD detached), and the next `dvc repro` silently builds k=4.
-`python -m analysis.preflight` (run by `make report` before `dvc repro`) warns; the README
+`python -m analysis.pipeline.preflight` (run by `make report` before `dvc repro`) warns; the README
 section "If an experiment was interrupted" gives the recovery tested here.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analysis.preflight import STAGED, experiment_state, main, params_drift, warning_text
+from analysis.pipeline.preflight import STAGED, experiment_state, main, params_drift, warning_text
 from conftest import TINY_PARAMS, make_project
 
 BIN = Path(sys.executable).parent
@@ -158,7 +158,7 @@ def test_uncommitted_params_give_nothing(tmp_path):
 
 def test_no_git_gives_nothing(repo, monkeypatch):
     write(repo, changed(clusters={"k": 2}))
-    monkeypatch.setattr("analysis.preflight.shutil.which", lambda name: None)
+    monkeypatch.setattr("analysis.pipeline.preflight.shutil.which", lambda name: None)
     assert params_drift(repo) == []
     assert experiment_state(repo)["exec_refs"] == []
 
@@ -215,7 +215,7 @@ def test_running_experiment_is_named_not_recovered(repo, capsys):
 
 
 def test_main_never_fails(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("analysis.preflight.params_drift", lambda root: 1 / 0)
+    monkeypatch.setattr("analysis.pipeline.preflight.params_drift", lambda root: 1 / 0)
     assert main(["--root", str(tmp_path)]) == 0
     assert "could not compare" in capsys.readouterr().err
 
@@ -302,7 +302,7 @@ def test_killed_experiment_warning_and_recovery(tmp_path, tiny_region):
 
     # the preflight warns, naming the key, the cause and the recovery; exit code 0
     assert params_drift(root) == [f"clusters.k: {k} → 2", STAGED]
-    pre = subprocess.run([sys.executable, "-m", "analysis.preflight"], cwd=root, env=ENV,
+    pre = subprocess.run([sys.executable, "-m", "analysis.pipeline.preflight"], cwd=root, env=ENV,
                          capture_output=True, text=True, timeout=60)
     assert pre.returncode == 0
     assert f"clusters.k: {k} → 2" in pre.stderr and "killed `dvc exp run`" in pre.stderr
@@ -317,6 +317,6 @@ def test_killed_experiment_warning_and_recovery(tmp_path, tiny_region):
     assert git(root, "status", "--porcelain", "--", "params.yaml").stdout == ""
     assert git(root, "symbolic-ref", "HEAD").stdout.strip() == "refs/heads/main"
     assert params_drift(root) == []
-    quiet = subprocess.run([sys.executable, "-m", "analysis.preflight"], cwd=root, env=ENV,
+    quiet = subprocess.run([sys.executable, "-m", "analysis.pipeline.preflight"], cwd=root, env=ENV,
                            capture_output=True, text=True, timeout=60)
     assert quiet.returncode == 0 and quiet.stderr == ""

@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from analysis import io
 from analysis.errors import InputError
+from analysis.ingest import io
 
 HEADER = "year,school_id,school_name,municipality,settlement_type,school_type,enrollment"
 

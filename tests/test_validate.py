@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analysis import io, validate
 from analysis.errors import InputError, Problem
-from analysis.readers import ReadReport
+from analysis.ingest import io, validate
+from analysis.ingest.readers import ReadReport
 from fixtures import result_row, results_table, schools_table
 
 SCHOOL = {"year": "2025", "school_name": "A", "municipality": "M", "settlement_type": "city",

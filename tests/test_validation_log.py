@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis import stages, validate
 from analysis.errors import InputError
+from analysis.ingest import validate
+from analysis.pipeline import stages
 
 BAD = Path(__file__).parent / "data" / "bad"
 ARGS = dict(year=2025, mapping=None, sheet=None, header_row=None,

@@ -3,7 +3,7 @@
 A :class:`Problem` names the file, the row(s) as the analyst sees them in a spreadsheet
 (the header is row 1, so the first data row is row 2), the column, the offending value and
 what was expected.  :class:`InputError` carries one or more problems; the pipeline stops
-with its message and no traceback (``analysis.nbrun`` prints it and exits with code 2).
+with its message and no traceback (``analysis.pipeline.nbrun`` prints it and exits with code 2).
 """
 
 from __future__ import annotations

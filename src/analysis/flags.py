@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from . import schema
+from analysis.ingest import schema
 
 TYPOLOGY = ("resilient", "favourable", "unfavourable", "unrealised")
 P_CLIP = (0.02, 0.98)

@@ -18,11 +18,16 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
-from . import context, flags, io, ledger, prepare, report, schema, ses_link, validate
-from .config import PROCESSED
-from .errors import InputError
-from .outputs import write_json, write_table
-from .readers import ReadOptions
+from analysis import flags, ledger
+from analysis.config import PROCESSED
+from analysis.context.clusters import ContextClusters, context_features, distinct_rows
+from analysis.context.index import social_index_by_year
+from analysis.errors import InputError
+from analysis.ingest import io, prepare, schema, validate
+from analysis.ingest.readers import ReadOptions
+from analysis.models import gradient
+from analysis.outputs import write_json, write_table
+from analysis.publish import report
 
 #: Every processed file, by name (relative to the project root).
 FILES: dict[str, Path] = {
@@ -116,7 +121,7 @@ def write_validation(root: Path, doc: Mapping[str, Any]) -> None:
     """The validation log as JSON (``data/processed/validation.json``).
 
     The page (``validation.html``) is rendered from it when the run publishes its report
-    folder, or its failure note (:mod:`analysis.nbrun`).
+    folder, or its failure note (:mod:`analysis.pipeline.nbrun`).
     """
     write_json(root / FILES["validation"], doc)
 
@@ -127,7 +132,7 @@ def write_validation(root: Path, doc: Mapping[str, Any]) -> None:
 class ContextResult:
     index: pd.DataFrame
     clusters: pd.DataFrame
-    model: context.ContextClusters
+    model: ContextClusters
     k_curve: pd.DataFrame
 
 
@@ -149,7 +154,7 @@ def k_curve(X: pd.DataFrame, ks: Sequence[int], seed: int, n_init: int = 10) -> 
         ``silhouette`` (-1..1; NaN in the table where undefined).
     """
     z = ((X - X.mean()) / X.std(ddof=0).replace(0.0, 1.0)).to_numpy()
-    distinct = context.distinct_rows(z)
+    distinct = distinct_rows(z)
     rows = []
     for k in ks:
         if not 2 <= k < distinct:
@@ -174,10 +179,10 @@ def run_context(root: str | Path = ".", *, year: int, indicators: Mapping[str, i
     root = Path(root)
     schools = read(root, "schools")
     index_warnings: list[dict] = []
-    index, led, acc = context.social_index_by_year(schools, indicators, method, min_indicators,
+    index, led, acc = social_index_by_year(schools, indicators, method, min_indicators,
                                                    index_warnings=index_warnings)
-    X = context.context_features(schools.loc[schools["year"] == year], index, features)
-    model = context.ContextClusters(k=k, n_init=n_init, seed=seed).fit(X)
+    X = context_features(schools.loc[schools["year"] == year], index, features)
+    model = ContextClusters(k=k, n_init=n_init, seed=seed).fit(X)
     clusters = X.reset_index()
     clusters.insert(2, "cluster", model.labels_)
     scope = schools.loc[schools["year"] == year]
@@ -201,21 +206,21 @@ def run_context(root: str | Path = ".", *, year: int, indicators: Mapping[str, i
 # --- 03 social status and results -----------------------------------------------------------
 
 def run_ses_link(root: str | Path = ".", *, year: int, min_n: int, quadratic: bool,
-                 cov_type: str, min_schools: int = ses_link.MIN_SCHOOLS
-                 ) -> tuple[ses_link.Gradient, pd.DataFrame]:
+                 cov_type: str, min_schools: int = gradient.MIN_SCHOOLS
+                 ) -> tuple[gradient.Gradient, pd.DataFrame]:
     """Fit the gradient on the reporting year's schools with at least ``min_n`` students.
 
     Fewer than ``min_schools`` such schools, or a social or quality index with no variation
     among them, stop the run with an :class:`InputError` that counts the schools left out
-    by reason (:func:`analysis.ses_link.check_sample`).
+    by reason (:func:`analysis.models.gradient.check_sample`).
     """
     root = Path(root)
-    sample, book = ses_link.analysis_sample(
+    sample, book = gradient.analysis_sample(
         read(root, "schools"), read(root, "social_index"), read(root, "school_year"),
         year=year, min_n=min_n)
-    ses_link.check_sample(sample, min_schools=min_schools, year=year, min_n=min_n,
+    gradient.check_sample(sample, min_schools=min_schools, year=year, min_n=min_n,
                           excluded=book[0]["reason"].value_counts(sort=False).to_dict())
-    grad, fitted = ses_link.fit_gradient(sample, quadratic=quadratic, cov_type=cov_type,
+    grad, fitted = gradient.fit_gradient(sample, quadratic=quadratic, cov_type=cov_type,
                                          min_schools=min_schools)
     sample = pd.concat([sample, fitted], axis=1)
     _write(sample, root, "ses_sample")

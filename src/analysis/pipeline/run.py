@@ -2,8 +2,8 @@
 
 Usage (what ``make report DATA=<folder> YEAR=<year>`` calls)::
 
-    python -m analysis.run --data <folder> [--year 2025]
-    python -m analysis.run --data <folder> --check     # only read and validate (seconds)
+    python -m analysis.pipeline.run --data <folder> [--year 2025]
+    python -m analysis.pipeline.run --data <folder> --check     # only read and validate (seconds)
 
 ``<folder>`` holds the raw tables (``schools.*``, ``results.*``: CSV, XLSX or Parquet),
 optionally ``mapping.yaml`` (the analyst's headers -> canonical names) and ``params.yaml``
@@ -16,7 +16,7 @@ folder and the year, so it never touches the DVC pipeline's ``reports/<year>/``:
 
 - ``reports/<folder name>-<year>/``: ``report.html``, ``metrics.json``,
   ``validation.html`` and the executed notebooks, published whole when every stage has
-  succeeded (:mod:`analysis.publish`);
+  succeeded (:mod:`analysis.publish.folders`);
 - ``reports/failed/<folder name>-<year>/``: when a run fails, its note, validation page
   and the failing stage's notebook (the published folder is left as it was);
 - ``.runs/<folder name>-<year>/``: the work folder (ignored by git) with the processed
@@ -42,10 +42,10 @@ from typing import Any
 
 import yaml
 
-from .config import PROCESSED, flatten, load_yaml, stage_param_keys
-from .nbrun import fix_threads, report_failure, run_stage
-from .outputs import write_text
-from .publish import RunLock, staged
+from analysis.config import PROCESSED, flatten, load_yaml, stage_param_keys
+from analysis.outputs import write_text
+from analysis.pipeline.nbrun import fix_threads, report_failure, run_stage
+from analysis.publish.folders import RunLock, staged
 
 WORK = Path(".runs")
 
@@ -88,7 +88,7 @@ def study_params(root: Path, data_dir: Path, year: int | None = None) -> dict[st
 
 
 def _check_known(base: Mapping[str, Any], override: Mapping[str, Any], where: str) -> None:
-    from .errors import InputError, Problem
+    from analysis.errors import InputError, Problem
 
     unknown = [k for k in override if k not in base]
     unknown += [f"{k}.{sub}" for k, v in override.items()
@@ -111,7 +111,7 @@ def _start(data_dir: str | Path, year: int | None, root: str | Path, *, check: b
            ) -> tuple[Path, dict[str, Any], Path, Path]:
     """Resolve the run: project root, merged parameters, its work folder and its output
     folder (for ``check``, ``reports/checks/<name>-<year>/``).  Nothing is written yet."""
-    from .errors import InputError, Problem
+    from analysis.errors import InputError, Problem
 
     root, data_dir = Path(root).resolve(), Path(data_dir).resolve()
     if not data_dir.is_dir():
@@ -129,7 +129,7 @@ def _prepare_work(root: Path, work: Path, data_dir: Path, params: dict[str, Any]
     and ``data/raw`` as a link to the data folder (a copy where links are not allowed), so
     the notebooks see the same relative paths as in the DVC pipeline and no absolute path of
     the analyst's machine reaches the executed notebooks or the report."""
-    from .outputs import OutputError
+    from analysis.outputs import OutputError
 
     try:
         shutil.rmtree(work, ignore_errors=True)
@@ -149,7 +149,7 @@ def _prepare_work(root: Path, work: Path, data_dir: Path, params: dict[str, Any]
 def run_study(data_dir: str | Path, year: int | None = None, root: str | Path = ".") -> Path:
     """Run the five stages on ``data_dir``; return the path of the published HTML report.
 
-    One run at a time per output folder (:class:`analysis.publish.RunLock`); the report
+    One run at a time per output folder (:class:`analysis.publish.folders.RunLock`); the report
     folder ``reports/<name>-<year>/`` is replaced only when every stage succeeded.
     """
     root, params, work, out_dir = _start(data_dir, year, root)
@@ -171,8 +171,8 @@ def check_data(data_dir: str | Path, year: int | None = None, root: str | Path =
     Raises :class:`InputError` as the full run would.  The validation page goes to
     ``reports/checks/<name>-<year>/validation.html`` (never beside a published report).
     """
-    from .nbrun import validation_page
-    from .stages import run_prepare
+    from analysis.pipeline.nbrun import validation_page
+    from analysis.pipeline.stages import run_prepare
 
     root, params, work, out_dir = _start(data_dir, year, root, check=True)
     with RunLock(out_dir):
@@ -188,7 +188,7 @@ def check_data(data_dir: str | Path, year: int | None = None, root: str | Path =
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.run", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m analysis.pipeline.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="folder with your raw files")
     parser.add_argument("--year", type=int, help="reporting year (default: params.yaml)")

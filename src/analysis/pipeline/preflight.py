@@ -14,7 +14,7 @@ often not what the analyst believes is there:
 Either way the next ``dvc repro`` silently builds the experiment's parameters.  This
 module compares the working ``params.yaml`` with ``git show HEAD:params.yaml`` (parsed,
 so DVC's reformatting such as ``null`` written as an empty value is not a difference) and
-``python -m analysis.preflight`` prints a warning with the recovery commands; ``make
+``python -m analysis.pipeline.preflight`` prints a warning with the recovery commands; ``make
 report`` calls it before ``dvc repro``.  It never stops the run: the exit code is 0.
 
 Recovery after an interrupted ``dvc exp run`` (checked with DVC 3.67)::
@@ -229,15 +229,15 @@ def warning_text(drift: Sequence[str], state: Mapping[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m analysis.preflight [--root DIR]``: print the warning, if any; exit 0."""
-    parser = argparse.ArgumentParser(prog="python -m analysis.preflight",
+    """``python -m analysis.pipeline.preflight [--root DIR]``: print the warning, if any; exit 0."""
+    parser = argparse.ArgumentParser(prog="python -m analysis.pipeline.preflight",
                                      description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--root", default=".", help="project folder (default: .)")
     args = parser.parse_args(argv)
     try:
         text = warning_text(params_drift(args.root), experiment_state(args.root))
     except Exception as err:  # a warning tool must never stop the run
-        text = f"analysis.preflight: could not compare params.yaml with git ({err})\n"
+        text = f"analysis.pipeline.preflight: could not compare params.yaml with git ({err})\n"
     sys.stderr.write(text)
     return 0
 

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .flags import TYPOLOGY
-from .i18n import label, t
-from .outputs import write_json
+from analysis.flags import TYPOLOGY
+from analysis.i18n import label, t
+from analysis.outputs import write_json
 
 Formatter = Callable[[Any], str]
 
@@ -451,7 +451,7 @@ def section_dynamics(d, lang: str) -> str:
 def section_methods(d, lang: str, params: Mapping[str, Any]) -> str:
     """Methods appendix: method in words, the data files with their SHA-256, the code and
     package versions, and every parameter of the run (paths relative to the project)."""
-    from .provenance import code_version, package_versions
+    from analysis.publish.provenance import code_version, package_versions
 
     p = params
     signed = ", ".join(f"{k} ({'+' if v > 0 else '−'})" for k, v in p["index_indicators"].items())

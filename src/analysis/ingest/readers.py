@@ -35,10 +35,9 @@ Completely empty rows (every cell empty or blank) are dropped without renumberin
 
 from __future__ import annotations
 
-import hashlib
-
 import csv
 import datetime as dt
+import hashlib
 import io
 import math
 import re
@@ -50,7 +49,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import InputError, Problem
+from analysis.errors import InputError, Problem
 
 Cell = str | None
 Row = tuple[int, list[Cell]]  # (row number as the analyst sees it, cells)

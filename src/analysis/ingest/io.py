@@ -2,7 +2,7 @@
 
 Each table is a file named after it (``schools``, ``results``, optional ``students``) with
 the extension ``.csv``, ``.xlsx`` or ``.parquet``.  Every column is read as text first, then
-normalised, converted and checked by :mod:`analysis.validate` (pandera schemas of the
+normalised, converted and checked by :mod:`analysis.ingest.validate` (pandera schemas of the
 contract, run lazily), so every bad cell is reported with its file, row and column
 (:class:`analysis.errors.Problem`) instead of a traceback, all at once.
 
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import validate
-from .errors import InputError, Problem
-from .mapping import Mapping, apply_mapping, load_mapping
-from .readers import ReadOptions, ReadReport, read_text
+from analysis.errors import InputError, Problem
+from analysis.ingest import validate
+from analysis.ingest.mapping import Mapping, apply_mapping, load_mapping
+from analysis.ingest.readers import ReadOptions, ReadReport, read_text
 
 EXTENSIONS = (".csv", ".xlsx", ".parquet")
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def read_text_table(path: str | Path, options: ReadOptions | None = None,
                     reports: list[ReadReport] | None = None) -> pd.DataFrame:
     """Read a file as a table of text cells, with ``source_file`` and ``source_row``.
 
-    All formats go through :func:`analysis.readers.read_text`; what it detected or
+    All formats go through :func:`analysis.ingest.readers.read_text`; what it detected or
     repaired (encoding, separator, decimal commas, skipped title rows) is appended to
     ``reports`` when given.
     """
@@ -64,8 +64,8 @@ def read_text_table(path: str | Path, options: ReadOptions | None = None,
 def coerce_table(df: pd.DataFrame, table: str) -> pd.DataFrame:
     """Normalise a text table and convert it to the contract's types (no range checks).
 
-    See :func:`analysis.validate.normalise` and :func:`analysis.validate.coerce`; the
-    contract's value rules are checked by :func:`analysis.validate.validate_table`.
+    See :func:`analysis.ingest.validate.normalise` and :func:`analysis.ingest.validate.coerce`; the
+    contract's value rules are checked by :func:`analysis.ingest.validate.validate_table`.
 
     Raises
     ------
@@ -91,9 +91,9 @@ def read_table(raw_dir: str | Path, table: str, *, required: bool = True,
     """Find, read, map, normalise, type and validate one contract table.
 
     The one path every table takes: :func:`read_text_table` (any format, text cells),
-    :func:`analysis.mapping.apply_mapping` (the analyst's headers to canonical names,
+    :func:`analysis.ingest.mapping.apply_mapping` (the analyst's headers to canonical names,
     percent shares to fractions; a file with canonical headers needs no mapping), then
-    :func:`analysis.validate.validate_table` (repairs, types, and the table's rules, with
+    :func:`analysis.ingest.validate.validate_table` (repairs, types, and the table's rules, with
     every bad cell located).  What the reader detected goes to ``reports``; the mapping's
     notes, the repairs and the warnings go to ``notes`` (warnings prefixed ``warning:``),
     and also to ``repairs`` and ``warnings`` when given.  Repairs are logged (INFO) and
@@ -118,7 +118,7 @@ def read_tables(raw_dir: str | Path, tables: Sequence[str] = ("schools", "result
                 warnings: list[str] | None = None) -> dict[str, pd.DataFrame | None]:
     """Read several tables as :func:`read_table` does, and raise one :class:`InputError`
     with the problems of all of them.  With ``year``, the schools and results tables are
-    also checked against each other (:func:`analysis.validate.relation_problems`)."""
+    also checked against each other (:func:`analysis.ingest.validate.relation_problems`)."""
     out: dict[str, pd.DataFrame | None] = {}
     problems: list[Problem] = []
     for table in tables:

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .outputs import OutputError
+from analysis.outputs import OutputError
 
 #: Exit code of a run that found another run writing the same report folder
 #: (``EX_TEMPFAIL`` of sysexits.h: try again later).

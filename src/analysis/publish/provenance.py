@@ -49,7 +49,7 @@ def code_version(repo: str | Path | None = None) -> dict[str, Any]:
         folder has uncommitted changes, ``False`` when one has, ``None`` without git).
     """
     if repo is None:
-        repo = Path(__file__).resolve().parents[2]
+        repo = Path(__file__).resolve().parents[3]  # src/analysis/publish/provenance.py
     repo = Path(repo)
     try:
         package = metadata.version("school-context")

@@ -1,6 +1,6 @@
 """Stage 01: check the tables against each other, tidy them, and compute school-year quality.
 
-Inputs are the typed contract tables from :mod:`analysis.io`.  Outputs:
+Inputs are the typed contract tables from :mod:`analysis.ingest.io`.  Outputs:
 
 - ``schools``: one row per school and year (contract columns plus ``urbanicity`` and
   ``log_enrollment``);
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import ledger, schema, validate
+from analysis import ledger
+from analysis.ingest import schema, validate
 
 URBANICITY = {"village": 0, "town": 1, "city": 2}
 
@@ -37,7 +38,7 @@ class Prepared:
 def check_relations(schools: pd.DataFrame, results: pd.DataFrame,
                     year: int) -> validate.ValidationResult:
     """Check both typed tables and the rules between them; raise :class:`InputError` listing
-    every breach (see :func:`analysis.validate.validate_tables`):
+    every breach (see :func:`analysis.ingest.validate.validate_tables`):
 
     - each table's rules: types, ranges, categories, grades 4..11, unique keys
       (year, school_id) and the result key, mark counts summing to ``participants``, a
@@ -125,7 +126,7 @@ def prepare(schools: pd.DataFrame, results: pd.DataFrame, *, year: int,
     """Run stage 01 on typed contract tables (see module docstring).
 
     ``validated=True`` skips :func:`check_relations` for tables that
-    :func:`analysis.io.read_tables` has already validated together (with ``year``).
+    :func:`analysis.ingest.io.read_tables` has already validated together (with ``year``).
     """
     if not validated:
         checked = check_relations(schools, results, year)

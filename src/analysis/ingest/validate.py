@@ -4,7 +4,7 @@ The path of one table (:func:`validate_table`):
 
 1. :func:`normalise` -- repairs the contract allows, each logged: spaces around cells are
    trimmed, Russian and capitalised category forms become the codes (``'Город' -> 'city'``,
-   see :data:`analysis.schema.CATEGORY_SYNONYMS`);
+   see :data:`analysis.ingest.schema.CATEGORY_SYNONYMS`);
 2. :func:`coerce` -- text cells to the contract's types; a cell that is not a number is a
    :class:`~analysis.errors.Problem`;
 3. :func:`check_table` -- counts derived from shares where only shares are given (logged),
@@ -29,9 +29,9 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from . import schema
-from .errors import InputError, Problem
-from .readers import ReadReport
+from analysis.errors import InputError, Problem
+from analysis.ingest import schema
+from analysis.ingest.readers import ReadReport
 
 SOURCE = ("source_file", "source_row")
 INT_COLUMNS = frozenset(
@@ -419,7 +419,7 @@ def validate_tables(schools: pd.DataFrame, results: pd.DataFrame,
     """Validate both tables and the rules between them.
 
     ``schools`` and ``results`` are text tables (as read and mapped) or typed ones (as
-    returned by :func:`validate_table` / :func:`analysis.io.coerce_table`).
+    returned by :func:`validate_table` / :func:`analysis.ingest.io.coerce_table`).
     """
     s = validate_table(schools, "schools")
     r = validate_table(results, "results")
@@ -494,7 +494,7 @@ def _read_json(r: ReadReport) -> dict:
 def to_html(doc: dict, lang: str = "ru") -> str:
     """A self-contained page of a :func:`to_json` document (catalogue headings in ``lang``;
     every value escaped; no external resources)."""
-    from .i18n import t
+    from analysis.i18n import t
 
     e = html.escape
     status = t(f"validation.status_{doc['status']}", lang)

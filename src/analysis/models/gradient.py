@@ -30,9 +30,10 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from . import ledger, schema
-from .context import SET_IN, is_constant
-from .errors import InputError, Problem
+from analysis import ledger
+from analysis.context.index import SET_IN, is_constant
+from analysis.errors import InputError, Problem
+from analysis.ingest import schema
 
 COV_TYPES = ("HC0", "HC1", "HC2", "HC3", "nonrobust")
 #: Default least number of schools for the gradient (params.yaml: ``ses_link.min_schools``).

@@ -2,8 +2,8 @@
 
 Usage (from the project root; this is what ``dvc.yaml`` calls)::
 
-    python -m analysis.nbrun 02_context_clusters --report-dir reports/2025
-    python -m analysis.nbrun 05_report --report-dir reports/2025 --publish \\
+    python -m analysis.pipeline.nbrun 02_context_clusters --report-dir reports/2025
+    python -m analysis.pipeline.nbrun 05_report --report-dir reports/2025 --publish \\
         --metrics reports/metrics.json
 
 The stage name picks ``notebooks/<stage>.ipynb``.  Its parameters are the ``params.yaml``
@@ -15,7 +15,7 @@ inputs give identical bytes.  The kernel is the project's own environment (the
 BLAS/OpenMP thread counts fixed (:func:`fix_threads`).
 
 The last stage (``--publish``) assembles the report folder -- HTML, executed notebooks,
-validation page, metrics -- and replaces ``--report-dir`` whole (:mod:`analysis.publish`).
+validation page, metrics -- and replaces ``--report-dir`` whole (:mod:`analysis.publish.folders`).
 A failing stage leaves the report folder untouched, writes its note to
 ``reports/failed/<name>/`` and exits with a short message, no traceback (``--traceback``
 shows it): code 2 when the data cannot be used or cannot support an estimate
@@ -35,13 +35,13 @@ from typing import Any
 
 import nbformat
 
-from . import publish
-from .config import PROCESSED, load_yaml, stage_parameters
-from .i18n import t
-from .outputs import OutputError, copy_file, write_text
+from analysis.config import PROCESSED, load_yaml, stage_parameters
+from analysis.i18n import t
+from analysis.outputs import OutputError, copy_file, write_text
+from analysis.publish import folders
 
 KERNEL_NAME = "school-context"
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).resolve().parents[1] / "publish" / "templates"
 #: Per-cell and per-notebook metadata that records when, not what; removed for determinism.
 VOLATILE = ("start_time", "end_time", "duration")
 #: Thread-count variables of BLAS and OpenMP builds, fixed for same bytes on any machine.
@@ -114,7 +114,7 @@ def run_notebook(stage: str, *, root: str | Path = ".", output: str | Path | Non
                  cwd: str | Path | None = None) -> Path:
     """Execute ``notebooks/<stage>.ipynb`` with its stage parameters; return the output path.
 
-    ``parameters`` overrides the values from params.yaml (tests and :mod:`analysis.run`
+    ``parameters`` overrides the values from params.yaml (tests and :mod:`analysis.pipeline.run`
     use it); ``cwd`` is the folder the notebook runs in, where it reads and writes
     ``data/processed`` (default: ``root``).  The executed copy (default
     :func:`executed_path` under ``cwd``) is written only when the notebook ran to the end;
@@ -175,7 +175,7 @@ def publish_report(dest: str | Path, *, root: str | Path = ".", cwd: str | Path 
                    lang: str = "ru", metrics_out: str | Path | None = None) -> Path:
     """Assemble the report folder from the stages' outputs and publish it whole.
 
-    In a staging folder beside ``dest`` (:class:`analysis.publish.Staging`): ``report.html``
+    In a staging folder beside ``dest`` (:class:`analysis.publish.folders.Staging`): ``report.html``
     rendered from the last stage's executed notebook, every stage's executed notebook
     (``notebooks/``), ``validation.html`` and ``metrics.json``; then the folder replaces
     ``dest`` in one step.  ``metrics_out`` (the DVC pipeline's ``reports/metrics.json``) is
@@ -188,7 +188,7 @@ def publish_report(dest: str | Path, *, root: str | Path = ".", cwd: str | Path 
     dest = Path(dest) if Path(dest).is_absolute() else root / dest
     stages = list(load_yaml(root / "dvc.yaml")["stages"])
     processed = cwd / PROCESSED
-    staging = publish.Staging(dest)
+    staging = folders.Staging(dest)
     try:
         with staging as st:
             folder = st.path
@@ -207,13 +207,13 @@ def publish_report(dest: str | Path, *, root: str | Path = ".", cwd: str | Path 
     if metrics_out:
         copy_file(processed / "metrics.json",
                   metrics_out if Path(metrics_out).is_absolute() else root / metrics_out)
-    shutil.rmtree(publish.failed_dir(dest), ignore_errors=True)
+    shutil.rmtree(folders.failed_dir(dest), ignore_errors=True)
     return dest / "report.html"
 
 
 def validation_page(processed: Path, lang: str) -> str:
     """The validation page of a run, from its ``validation.json``."""
-    from .validate import to_html
+    from analysis.ingest.validate import to_html
 
     return to_html(json.loads((processed / "validation.json").read_text(encoding="utf-8")),
                    lang)
@@ -251,7 +251,7 @@ def is_input_error(exc: BaseException) -> bool:
     """Whether ``exc`` means the data cannot be used (exit 2), also from inside a notebook."""
     from papermill.exceptions import PapermillExecutionError
 
-    from .errors import InputError
+    from analysis.errors import InputError
 
     return isinstance(exc, InputError) or (
         isinstance(exc, PapermillExecutionError) and exc.ename == "InputError")
@@ -283,10 +283,10 @@ def write_failure(dest: Path, stage: str, exc: BaseException, *, cwd: Path,
     ``validation.html`` when the run got as far as reading the data, and the executed
     notebook of the failing stage up to the error.
     """
-    target = publish.failed_dir(dest)
+    target = folders.failed_dir(dest)
     running = running_path(executed_path(stage, cwd))
     try:
-        with publish.staged(target) as folder:
+        with folders.staged(target) as folder:
             write_text(folder / "failure.txt", t("failure.note", lang, stage=stage,
                                                  dest=dest.name, reason=str(
                                                      describe_failure(stage, exc))) + "\n")
@@ -315,7 +315,7 @@ def run_stage(stage: str, *, report_dir: str | Path, root: str | Path = ".",
     root = Path(root).resolve()
     cwd = Path(cwd).resolve() if cwd else root
     dest = Path(report_dir) if Path(report_dir).is_absolute() else root / report_dir
-    lock = publish.RunLock(dest)
+    lock = folders.RunLock(dest)
     try:
         lock.acquire()
     except OutputError as exc:  # e.g. a read-only reports/: said at once, before any work
@@ -333,7 +333,7 @@ def run_stage(stage: str, *, report_dir: str | Path, root: str | Path = ".",
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.nbrun", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m analysis.pipeline.nbrun", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", help="stage name, e.g. 02_context_clusters")
     parser.add_argument("--report-dir",
@@ -368,9 +368,9 @@ def report_failure(exc: BaseException) -> int:
     if isinstance(exc, StageError):
         print(exc.message(), file=sys.stderr)
         return exc.exit_code
-    if isinstance(exc, publish.RunBusy):
+    if isinstance(exc, folders.RunBusy):
         print(str(exc), file=sys.stderr)
-        return publish.EXIT_BUSY
+        return folders.EXIT_BUSY
     if is_input_error(exc):
         print(str(exc), file=sys.stderr)
         return 2

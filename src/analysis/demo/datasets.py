@@ -89,9 +89,9 @@ RESULTS_HEADERS = {
 }
 
 MAPPING_YAML = """\
-# MASS nlschools as an analyst's export: headers -> canonical names (analysis.mapping).
+# MASS nlschools as an analyst's export: headers -> canonical names (analysis.ingest.mapping).
 # "% high SES" / "% low SES" are proxies derived from the pupils' SES score
-# (see analysis.datasets): SES >= 35 (75th percentile) and SES <= 20 (25th percentile).
+# (see analysis.demo.datasets): SES >= 35 (75th percentile) and SES <= 20 (25th percentile).
 schools:
 {schools}results:
 {results}units:
@@ -100,7 +100,7 @@ schools:
 """
 
 PARAMS_YAML = """\
-# Overrides of the project's params.yaml for MASS nlschools (analysis.datasets).
+# Overrides of the project's params.yaml for MASS nlschools (analysis.demo.datasets).
 # Only the keys that differ; each replaces the project's value (sections merge key by key,
 # one level deep, so index.indicators below replaces the whole list of indicators).
 year: {year}

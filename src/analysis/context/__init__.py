@@ -1,0 +1,1 @@
+"""Stage 02: the social well-being index and clusters of schools by context."""

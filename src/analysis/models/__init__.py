@@ -1,0 +1,1 @@
+"""Stage 03: the link between family social status and results."""

@@ -1,0 +1,1 @@
+"""The stages as functions, the notebook runner, the DATA runner and the pre-run checks."""
