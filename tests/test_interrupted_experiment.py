@@ -158,7 +158,7 @@ def test_uncommitted_params_give_nothing(tmp_path):
 
 def test_no_git_gives_nothing(repo, monkeypatch):
     write(repo, changed(clusters={"k": 2}))
-    monkeypatch.setattr("analysis.pipeline.preflight.shutil.which", lambda name: None)
+    monkeypatch.setattr("analysis.vcs.shutil.which", lambda name: None)
     assert params_drift(repo) == []
     assert experiment_state(repo)["exec_refs"] == []
 

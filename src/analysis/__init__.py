@@ -18,7 +18,7 @@ on DataFrames, grouped by what it does.
 - :mod:`analysis.demo` -- the synthetic region with planted truth, real public data;
 - shared: :mod:`.config` (params.yaml), :mod:`.errors`, :mod:`.i18n` (the one catalogue,
   ``labels.yaml``), :mod:`.ledger` (nothing is dropped silently), :mod:`.outputs` (every
-  file written atomically, rounded, strict).
+  file written atomically, rounded, strict), :mod:`.vcs` (git).
 """
 
 __version__ = "0.1.0"

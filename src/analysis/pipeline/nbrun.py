@@ -185,7 +185,7 @@ def publish_report(dest: str | Path, *, root: str | Path = ".", cwd: str | Path 
     """
     root = Path(root).resolve()
     cwd = Path(cwd).resolve() if cwd else root
-    dest = Path(dest) if Path(dest).is_absolute() else root / dest
+    dest = root / dest  # an absolute dest stays as it is
     stages = list(load_yaml(root / "dvc.yaml")["stages"])
     processed = cwd / PROCESSED
     staging = folders.Staging(dest)
@@ -205,8 +205,7 @@ def publish_report(dest: str | Path, *, root: str | Path = ".", cwd: str | Path 
         raise OutputError(f"publish {shown(dest)}/ ({exc.operation} {shown(where)})", "",
                           exc.reason) from exc
     if metrics_out:
-        copy_file(processed / "metrics.json",
-                  metrics_out if Path(metrics_out).is_absolute() else root / metrics_out)
+        copy_file(processed / "metrics.json", root / metrics_out)
     shutil.rmtree(folders.failed_dir(dest), ignore_errors=True)
     return dest / "report.html"
 
@@ -314,7 +313,7 @@ def run_stage(stage: str, *, report_dir: str | Path, root: str | Path = ".",
     """
     root = Path(root).resolve()
     cwd = Path(cwd).resolve() if cwd else root
-    dest = Path(report_dir) if Path(report_dir).is_absolute() else root / report_dir
+    dest = root / report_dir  # an absolute report_dir stays as it is
     lock = folders.RunLock(dest)
     try:
         lock.acquire()

@@ -34,14 +34,14 @@ import argparse
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from analysis.vcs import git
 
 PARAMS = "params.yaml"
 #: Refs a workspace ``dvc exp run`` sets while it runs and removes when it ends normally
@@ -52,18 +52,6 @@ WORKSPACE_PROC = Path(".dvc/tmp/exps/run/workspace/workspace.json")
 #: The line ``params_drift`` adds when the index holds an uncommitted params.yaml.
 STAGED = f"{PARAMS}: changed and staged (git add) but not committed"
 _ABSENT = object()
-
-
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str] | None:
-    """Run git in ``root``; None when git is not installed or cannot start."""
-    git = shutil.which("git")
-    if git is None:
-        return None
-    try:
-        return subprocess.run([git, *args], cwd=root, capture_output=True, text=True,
-                              encoding="utf-8", errors="replace", timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -106,7 +94,7 @@ def params_drift(root: str | Path = ".") -> list[str]:
     ``root`` is not in a git work tree, or ``params.yaml`` is not committed there.
     """
     root = Path(root)
-    committed_text = _git(root, "show", f"HEAD:./{PARAMS}")
+    committed_text = git(root, "show", f"HEAD:./{PARAMS}")
     if committed_text is None or committed_text.returncode != 0:
         return []
     try:
@@ -128,7 +116,7 @@ def params_drift(root: str | Path = ".") -> list[str]:
                 old, new = before.get(key, _ABSENT), after.get(key, _ABSENT)
                 if old is _ABSENT or new is _ABSENT or not _same(old, new):
                     lines.append(f"{key}: {_show(old)} → {_show(new)}")
-    staged = _git(root, "diff", "--cached", "--quiet", "HEAD", "--", PARAMS)
+    staged = git(root, "diff", "--cached", "--quiet", "HEAD", "--", PARAMS)
     if staged is not None and staged.returncode == 1:
         lines.append(STAGED)
     return lines
@@ -171,15 +159,15 @@ def experiment_state(root: str | Path = ".") -> dict[str, Any]:
             pid = 0
         if pid > 0 and pid != os.getpid() and _is_dvc_process(pid):
             state["running_pid"] = pid
-    refs = _git(root, "for-each-ref", "--format=%(refname)", "refs/exps/exec/")
+    refs = git(root, "for-each-ref", "--format=%(refname)", "refs/exps/exec/")
     if refs is None or refs.returncode != 0:
         return state
     state["exec_refs"] = refs.stdout.split()
-    symbolic = _git(root, "symbolic-ref", "-q", "HEAD")
+    symbolic = git(root, "symbolic-ref", "-q", "HEAD")
     if symbolic is not None and symbolic.returncode == 1:
-        head = _git(root, "rev-parse", "--short", "HEAD")
+        head = git(root, "rev-parse", "--short", "HEAD")
         state["detached"] = head.stdout.strip() if head and head.returncode == 0 else "?"
-        log = _git(root, "reflog", "-n", "50", "--format=%gs", "HEAD")
+        log = git(root, "reflog", "-n", "50", "--format=%gs", "HEAD")
         for line in (log.stdout.splitlines() if log and log.returncode == 0 else []):
             m = re.match(r"checkout: moving from (\S+) to ", line)
             if m and not re.fullmatch(r"[0-9a-f]{7,64}", m.group(1)):

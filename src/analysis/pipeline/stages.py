@@ -90,9 +90,8 @@ def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, mapping: str
     is raised again.  The page is rendered from it when the run publishes.
     """
     root = Path(root)
-    raw = Path(raw_dir) if Path(raw_dir).is_absolute() else root / raw_dir
-    mapping_path = None if mapping is None else (
-        Path(mapping) if Path(mapping).is_absolute() else root / mapping)
+    raw = root / raw_dir  # an absolute path stays as it is
+    mapping_path = None if mapping is None else root / mapping
     reads: list = []
     repairs: list[str] = []
     warnings: list[str] = []

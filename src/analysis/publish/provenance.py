@@ -13,10 +13,11 @@ Changes not yet committed are stated as such.
 from __future__ import annotations
 
 import platform
-import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from analysis.vcs import git
 
 #: Packages whose versions can change the numbers or the report (shown in the appendix).
 PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "pyarrow", "pandera",
@@ -24,12 +25,9 @@ PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "pyarrow"
 
 
 def _git(repo: Path, *args: str) -> str | None:
-    try:
-        proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                              timeout=30, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    """Stripped output of a git command that succeeded, else ``None``."""
+    proc = git(repo, *args)
+    return proc.stdout.strip() if proc is not None and proc.returncode == 0 else None
 
 
 def code_version(repo: str | Path | None = None) -> dict[str, Any]:
