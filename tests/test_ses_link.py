@@ -77,3 +77,20 @@ def test_analysis_sample_books_every_school_it_leaves_out():
     reasons = dict(zip(led["school_id"], led["reason"]))
     assert reasons == {"b": "below_min_n", "c": "no_quality_results", "d": "no_social_index"}
     assert acc[["in_scope", "used", "excluded"]].values.tolist() == [[4, 1, 3]]
+
+
+def test_cluster_term_gives_the_within_cluster_slope():
+    # quality = 0.1 * index + 0.5 in cluster 2: the clusters differ in both, so the plain
+    # slope mixes the two; with the cluster term the slope is the within-cluster 0.1
+    x = np.array([-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5])
+    cluster = pd.Series(np.repeat([1, 2], 6), name="cluster")
+    data = pd.DataFrame({"social_index": x, "n_students": 20,
+                         "quality_index": 0.3 + 0.1 * x + 0.5 * (cluster == 2)})
+    plain, _ = fit_gradient(data, cov_type="HC1")
+    within, fitted = fit_gradient(data, cov_type="HC1", groups=cluster)
+    assert plain.slope > 0.2
+    assert within.slope == pytest.approx(0.1, abs=1e-10)
+    assert within.controls == ("cluster",) and plain.controls == ()
+    np.testing.assert_allclose(fitted["residual"], 0.0, atol=1e-10)
+    assert within.to_dict()["controls"] == ["cluster"] or within.to_dict()["controls"] == (
+        "cluster",)

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 MAX_ROWS_SHOWN = 10
+#: Where an analyst changes a parameter named in a message.
+SET_IN = "params.yaml (for make report DATA=<folder>: the params.yaml in that folder)"
 
 
 @dataclass(frozen=True)

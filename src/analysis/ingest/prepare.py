@@ -7,7 +7,11 @@ Inputs are the typed contract tables from :mod:`analysis.ingest.io`.  Outputs:
 - ``results``: one row per school x year x procedure x subject x grade, with
   ``kind`` (``marked``/``scored``), ``n_low`` and ``share_low`` (share of «2», or below the
   minimum threshold) and ``share_quality`` (share of «4» and «5»; marked procedures only);
-- ``school_year``: the quality index per school and year (see :func:`school_year_quality`).
+- ``school_year``: the quality index per school and year
+  (:func:`analysis.context.quality.school_year_quality`, formula ``prepare.quality_formula``).
+
+A year whose results cannot enter the quality index (for example only ЕГЭ, which has no
+marks, with a formula that needs marks) stops the run naming ``prepare.quality_formula``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import ledger
+from analysis.context import quality
 from analysis.ingest import schema, validate
 
 URBANICITY = {"village": 0, "town": 1, "city": 2}
@@ -71,6 +76,9 @@ def tidy_results(results: pd.DataFrame) -> pd.DataFrame:
     scored procedures).  Shares of rows with no participants are NaN.
     """
     out = results.sort_values(list(schema.RESULT_KEY), kind="stable").reset_index(drop=True)
+    for c in (*schema.MARK_COUNTS, "n_below_min"):  # a table of scored procedures only has
+        if c not in out.columns:                    # no mark columns at all (and vice versa)
+            out[c] = pd.array([pd.NA] * len(out), dtype="Int64")
     marked = out[list(schema.MARK_COUNTS)].notna().all(axis=1)
     out["kind"] = np.where(marked, "marked", "scored")
     n = out["participants"].astype("float64").where(out["participants"] > 0)
@@ -81,48 +89,10 @@ def tidy_results(results: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def school_year_quality(results: pd.DataFrame, procedures: Sequence[str],
-                        subjects: Sequence[str], grades: Sequence[int]) -> pd.DataFrame:
-    """Quality index per school and year.
-
-    The quality index is the participant-weighted share of marks «4» and «5» over the
-    chosen procedures x subjects x grades (marked procedures only), on 0..1.
-
-    Returns
-    -------
-    DataFrame, one row per (year, school_id) with at least one component
-        ``quality_index``; ``n_tests`` (participants summed over components);
-        ``n_students`` (estimated distinct students: per procedure and grade the largest
-        participants count over subjects, summed -- a conservative sample size, since the
-        same students sit Russian and mathematics); ``n_components``.
-    """
-    sel = (
-        results["procedure"].isin(procedures)
-        & results["subject"].isin(subjects)
-        & results["grade"].isin(grades)
-        & (results["kind"] == "marked")
-        & (results["participants"] > 0)
-    )
-    comp = results.loc[sel].copy()
-    comp["n_good"] = (comp["n_mark4"] + comp["n_mark5"]).astype("int64")
-    comp["participants"] = comp["participants"].astype("int64")
-    key = list(schema.SCHOOL_KEY)
-    agg = comp.groupby(key, sort=True).agg(
-        n_good=("n_good", "sum"), n_tests=("participants", "sum"),
-        n_components=("participants", "size"),
-    )
-    students = (
-        comp.groupby(key + ["procedure", "grade"], sort=True)["participants"].max()
-        .groupby(level=key).sum().rename("n_students")
-    )
-    out = agg.join(students).reset_index()
-    out["quality_index"] = out["n_good"] / out["n_tests"]
-    return out[key + ["quality_index", "n_tests", "n_students", "n_components"]]
-
-
 def prepare(schools: pd.DataFrame, results: pd.DataFrame, *, year: int,
             procedures: Sequence[str], subjects: Sequence[str],
-            grades: Sequence[int], validated: bool = False) -> Prepared:
+            grades: Sequence[int], formula: str = "good_share",
+            validated: bool = False) -> Prepared:
     """Run stage 01 on typed contract tables (see module docstring).
 
     ``validated=True`` skips :func:`check_relations` for tables that
@@ -136,5 +106,6 @@ def prepare(schools: pd.DataFrame, results: pd.DataFrame, *, year: int,
     no_participants = results_t["participants"] == 0
     led, acc = ledger.record(results_t, no_participants, analysis="prepare", table="results",
                              reason="no_participants")
-    quality = school_year_quality(results_t, procedures, subjects, grades)
-    return Prepared(schools_t, results_t, quality, led, acc)
+    quality.check_components(results_t, year, procedures, subjects, grades, formula)
+    school_year = quality.school_year_quality(results_t, procedures, subjects, grades, formula)
+    return Prepared(schools_t, results_t, school_year, led, acc)

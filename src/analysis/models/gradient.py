@@ -101,6 +101,8 @@ class Gradient:
     cov_type: str
     quadratic_in_fit: bool
     unavailable: Mapping[str, str] = field(default_factory=dict)
+    #: Extra terms of the expected-quality model besides the index (e.g. ``"cluster"``).
+    controls: tuple[str, ...] = ()
 
     def to_dict(self, ndigits: int | None = None) -> dict:
         """Plain dict for JSON (ses_link.json, metrics.json), never NaN or infinite.
@@ -212,8 +214,8 @@ def _why(fit, cov_type: str) -> str:
 
 def fit_gradient(data: pd.DataFrame, *, quadratic: bool = False, cov_type: str = "HC3",
                  min_schools: int = MIN_SCHOOLS, y: str = "quality_index",
-                 x: str = "social_index", weight: str = "n_students"
-                 ) -> tuple[Gradient, pd.DataFrame]:
+                 x: str = "social_index", weight: str = "n_students",
+                 groups: pd.Series | None = None) -> tuple[Gradient, pd.DataFrame]:
     """Fit the gradient and return it with per-school fitted values and residuals.
 
     Parameters
@@ -231,6 +233,11 @@ def fit_gradient(data: pd.DataFrame, *, quadratic: bool = False, cov_type: str =
         (``full_leverage_school``).
     min_schools : int
         Least number of schools (params.yaml ``ses_link.min_schools``).
+    groups : Series, optional, aligned with ``data``
+        A categorical term of the expected-quality model (the context cluster,
+        ``ses_link.cluster_term``): one indicator per group but the first, so the slope is
+        then the within-group gradient and ``intercept`` that of the first group.  Its
+        name is recorded in ``controls``.
 
     Returns
     -------
@@ -248,6 +255,13 @@ def fit_gradient(data: pd.DataFrame, *, quadratic: bool = False, cov_type: str =
     check_sample(data, min_schools=min_schools, y=y, x=x)
     X = data[[x]].rename(columns={x: "x"})
     Xq = X.assign(x2=X["x"] ** 2)
+    controls: tuple[str, ...] = ()
+    if groups is not None:
+        dummies = pd.get_dummies(pd.Categorical(groups.to_numpy()), prefix="g",
+                                 drop_first=True, dtype="float64")
+        dummies.index = X.index
+        X, Xq = X.join(dummies), Xq.join(dummies)
+        controls = (str(groups.name or "group"),)
     yv, w = data[y].to_numpy(), data[weight].to_numpy()
     unavailable: dict[str, str] = {}
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
@@ -292,6 +306,7 @@ def fit_gradient(data: pd.DataFrame, *, quadratic: bool = False, cov_type: str =
         **stats, n_schools=int(len(data)), n_students=int(data[weight].sum()),
         cov_type=cov_type, quadratic_in_fit=head is quad,
         unavailable={k: unavailable[k] for k in STAT_FIELDS if k in unavailable},
+        controls=controls,
     )
     fitted = pd.DataFrame({"fitted": head.fittedvalues}, index=data.index)
     fitted["residual"] = data[y] - fitted["fitted"]

@@ -82,7 +82,8 @@ def read_ledger(root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, mapping: str | None = None,
                 sheet: str | int | None = None, header_row: int | None = None,
                 quality_procedures: Sequence[str], quality_subjects: Sequence[str],
-                quality_grades: Sequence[int]) -> prepare.Prepared:
+                quality_grades: Sequence[int], quality_formula: str = "good_share"
+                ) -> prepare.Prepared:
     """Read ``raw_dir`` (through ``mapping``), validate, tidy, compute the quality index.
 
     Whether the input passes or not, the validation log (files read, repairs, warnings,
@@ -102,7 +103,7 @@ def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, mapping: str
             warnings=warnings)
         out = prepare.prepare(tables["schools"], tables["results"], year=year,
                               procedures=quality_procedures, subjects=quality_subjects,
-                              grades=quality_grades, validated=True)
+                              grades=quality_grades, formula=quality_formula, validated=True)
     except InputError as exc:
         write_validation(root, validate.to_json(exc, reads, repairs=repairs, warnings=warnings))
         raise
@@ -205,9 +206,12 @@ def run_context(root: str | Path = ".", *, year: int, indicators: Mapping[str, i
 # --- 03 social status and results -----------------------------------------------------------
 
 def run_ses_link(root: str | Path = ".", *, year: int, min_n: int, quadratic: bool,
-                 cov_type: str, min_schools: int = gradient.MIN_SCHOOLS
-                 ) -> tuple[gradient.Gradient, pd.DataFrame]:
+                 cov_type: str, min_schools: int = gradient.MIN_SCHOOLS,
+                 cluster_term: bool = False) -> tuple[gradient.Gradient, pd.DataFrame]:
     """Fit the gradient on the reporting year's schools with at least ``min_n`` students.
+
+    With ``cluster_term`` the expected quality also has a term per context cluster
+    (stage 02), so a school is compared with what its index predicts within its cluster.
 
     Fewer than ``min_schools`` such schools, or a social or quality index with no variation
     among them, stop the run with an :class:`InputError` that counts the schools left out
@@ -219,8 +223,13 @@ def run_ses_link(root: str | Path = ".", *, year: int, min_n: int, quadratic: bo
         year=year, min_n=min_n)
     gradient.check_sample(sample, min_schools=min_schools, year=year, min_n=min_n,
                           excluded=book[0]["reason"].value_counts(sort=False).to_dict())
+    groups = None
+    if cluster_term:
+        sample = sample.merge(read(root, "clusters")[["school_id", "cluster"]],
+                              on="school_id", how="left")
+        groups = sample["cluster"]
     grad, fitted = gradient.fit_gradient(sample, quadratic=quadratic, cov_type=cov_type,
-                                         min_schools=min_schools)
+                                         min_schools=min_schools, groups=groups)
     sample = pd.concat([sample, fitted], axis=1)
     _write(sample, root, "ses_sample")
     _write(sample[["school_id", "social_index", "quality_index", "fitted"]], root,

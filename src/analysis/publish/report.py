@@ -161,6 +161,16 @@ def cluster_profiles(clustered: pd.DataFrame, quality: pd.DataFrame, min_n: int)
     return out.reset_index()
 
 
+def quality_formula_text(prepare: Mapping[str, Any], lang: str = "ru") -> str:
+    """One sentence stating the quality index's formula and components (``prepare.*``)."""
+    procs = ", ".join(label("procedure", p, lang) for p in prepare["quality_procedures"])
+    subjects = ", ".join(label("subject", s, lang) for s in prepare["quality_subjects"])
+    grades = ", ".join(str(g) for g in prepare["quality_grades"])
+    unit = t("report.grades_word", lang)
+    components = f"{procs}; {subjects}; {unit} {grades}"
+    return t(f"report.quality_formula.{prepare['quality_formula']}", lang, components=components)
+
+
 def fig_distributions(index: pd.Series, quality: pd.Series, lang: str = "ru") -> plt.Figure:
     """Histograms of the social well-being index and the quality index."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
