@@ -55,6 +55,8 @@ test: $(STAMP) ## Set up and run the whole test suite
 
 bench: $(STAMP) ## Run the benchmarks (on demand; prints medians and ratios)
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/context_scale.py
+	$(PY) benchmarks/context_recovery.py
 
 lock: ## Re-pin requirements.lock from a fresh environment (then commit it)
 	rm -rf /tmp/school-context-lock && $(PYTHON) -m venv /tmp/school-context-lock

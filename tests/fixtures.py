@@ -30,7 +30,4 @@ def results_table(rows: list[dict]) -> pd.DataFrame:
 
 
 def _typed(df: pd.DataFrame, table: str) -> pd.DataFrame:
-    text = df.astype(object).where(df.notna(), None).map(lambda v: None if v is None else str(v))
-    text.insert(0, "source_row", range(2, len(df) + 2))
-    text.insert(0, "source_file", f"{table}.csv")
-    return io.coerce_table(text, table)
+    return io.from_frame(df, table)

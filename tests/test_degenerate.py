@@ -86,9 +86,12 @@ def features(n: int, distinct: int | None = None, year: int = 2025) -> pd.DataFr
     return pd.DataFrame(rows, columns=["social_index", "log_enrollment"], index=index)
 
 
+NUMERIC_ONLY = {"numeric": ("social_index", "log_enrollment"), "categorical": ()}
+
+
 def test_clusters_refuse_k_larger_than_the_schools_allow():
     with pytest.raises(InputError) as err:
-        ContextClusters(k=5, n_init=2).fit(features(3))
+        ContextClusters(k=5, n_init=2, **NUMERIC_ONLY).fit(features(3))
     msg = str(err.value)
     for part in ("clusters.k", "'5'", "3 schools", "2025", "at most 2", "params.yaml",
                  "DATA="):
@@ -97,29 +100,40 @@ def test_clusters_refuse_k_larger_than_the_schools_allow():
 
 def test_clusters_refuse_k_larger_than_the_distinct_profiles():
     with pytest.raises(InputError, match=r"clusters\.k.*at most 2.*only 2 distinct"):
-        ContextClusters(k=3, n_init=2).fit(features(8, distinct=2))
-    assert ContextClusters(k=2, n_init=2).fit(features(8, distinct=2)).silhouette_ > 0.9
+        ContextClusters(k=3, n_init=2, **NUMERIC_ONLY).fit(features(8, distinct=2))
+    assert ContextClusters(k=2, n_init=2, **NUMERIC_ONLY).fit(
+        features(8, distinct=2)).silhouette_ > 0.9
 
 
 def test_constant_feature_column_changes_nothing():
     X = features(40, distinct=40)
-    model = ContextClusters(k=3, n_init=5, seed=1).fit(X)
-    with_const = ContextClusters(k=3, n_init=5, seed=1).fit(X.assign(urbanicity=1.0))
+    model = ContextClusters(k=3, n_init=5, seed=1, **NUMERIC_ONLY).fit(X)
+    with_const = ContextClusters(k=3, n_init=5, seed=1, categorical=(),
+                                 numeric=("social_index", "log_enrollment", "urbanicity")
+                                 ).fit(X.assign(urbanicity=1.0))
     np.testing.assert_array_equal(with_const.labels_, model.labels_)
     assert with_const.silhouette_ == pytest.approx(model.silhouette_)
     assert (with_const.centers_["urbanicity"] == 1.0).all()
 
 
 def test_one_cluster_has_no_silhouette():
-    model = ContextClusters(k=1, n_init=1).fit(features(5))
+    model = ContextClusters(k=1, n_init=1, **NUMERIC_ONLY).fit(features(5))
     assert model.silhouette_ is None and (model.labels_ == 1).all()
+    assert model.stability(features(5), 3).ari == 1.0
 
 
-def test_k_curve_only_evaluates_the_k_the_data_supports():
-    curve = stages.k_curve(features(6, distinct=3), range(2, 11), seed=0, n_init=2)
-    assert curve["k"].tolist() == [2]
-    empty = stages.k_curve(features(4, distinct=1), range(2, 11), seed=0, n_init=2)
-    assert empty.empty and list(empty.columns) == ["k", "inertia", "silhouette"]
+def test_criterion_curve_only_evaluates_the_k_the_data_supports():
+    curve = ContextClusters(k=2, n_init=2, **NUMERIC_ONLY).fit(
+        features(6, distinct=3)).criterion_
+    assert curve["k"].tolist() == [2, 3]  # k <= min(n - 1, distinct profiles)
+    assert list(curve.columns) == ["k", "silhouette", "bic", "inertia"]
+    assert curve["bic"].isna().all() and curve["inertia"].notna().all()
+    # one distinct profile: only k = 1, whose row has no silhouette
+    one = ContextClusters(k=1, n_init=2, **NUMERIC_ONLY).fit(features(4, distinct=1))
+    assert one.criterion_["k"].tolist() == [1]
+    assert one.criterion_["silhouette"].isna().all()
+    with pytest.raises(InputError, match=r"clusters\.k': got 'auto'.*at most 1 clusters"):
+        ContextClusters(k="auto", **NUMERIC_ONLY).fit(features(4, distinct=1))
 
 
 # --- the gradient ---------------------------------------------------------------------------
@@ -196,9 +210,11 @@ def test_run_context_writes_index_warnings(tmp_path, tiny_region):
     params = load_yaml(root / "params.yaml")
     stages.run_prepare(root, year=2025, **params["prepare"])
     with pytest.warns(InputWarning, match="share_disability"):
-        stages.run_context(root, year=2025, **params["index"], **params["clusters"])
-    summary = stages.read_json(root, "clusters_summary")
-    assert summary["index_warnings"] == [
+        stages.run_context(root, year=2025, min_n=params["min_n"], index=params["index"],
+                           quality_groups=params["quality_groups"],
+                           clusters=params["clusters"], similar=params["similar"])
+    summary = stages.read_json(root, "context_summary")
+    assert summary["index"]["warnings"] == [
         {"year": 2024, "indicator": "share_disability", "reason": "no_variance"}]
 
 
@@ -248,7 +264,15 @@ def test_three_schools_and_two_clusters_stop_at_the_gradient(tmp_path, capsys, t
 
 
 @pytest.mark.pipeline
-def test_three_schools_and_default_k_name_clusters_k(tmp_path, capsys, tiny_region):
-    data = data_folder(tmp_path / "three", *three_schools(tiny_region))
+def test_three_schools_and_a_fixed_k_name_clusters_k(tmp_path, capsys, tiny_region):
+    data = data_folder(tmp_path / "three", *three_schools(tiny_region), {"clusters": {"k": 5}})
     err = run_fails(tmp_path, capsys, data)
     assert "clusters.k" in err and "at most 2" in err and "params.yaml" in err
+
+
+@pytest.mark.pipeline
+def test_three_schools_and_k_auto_stop_at_the_gradient(tmp_path, capsys, tiny_region):
+    """With k: auto three schools make two clusters; the gradient then needs more schools."""
+    data = data_folder(tmp_path / "three", *three_schools(tiny_region))
+    err = run_fails(tmp_path, capsys, data)
+    assert "ses_link.min_schools" in err and "clusters.k" not in err

@@ -21,6 +21,7 @@ from analysis.demo import datasets
 from analysis.ingest.mapping import load_mapping
 from analysis.pipeline import stages
 from analysis.pipeline.run import merge_params
+from analysis.publish import context_report as cr
 from analysis.publish import report
 from conftest import ROOT, make_project
 
@@ -162,7 +163,9 @@ def test_report_renders_in_english(nl):
     fl = p["flags"]
     parts = [
         report.section_title(d, "en", p["min_n"]), report.section_summary(d, "en"),
-        report.section_clusters(d, "en", p["min_n"]),
+        cr.section_index(d.context, "en"),
+        cr.section_quality_groups(d.context, "en", p["min_n"]),
+        cr.section_clusters(d, "en", p["min_n"]), cr.section_similar(d, "en", p["min_n"], 5),
         report.gradient_table(d.gradient, "en"),
         report.section_lists(d, "en", min_n=p["min_n"], top_n=5,
                              q=fl["low_context_quantile"], min_effect=fl["min_effect"],

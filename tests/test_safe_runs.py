@@ -326,13 +326,14 @@ def test_a_failed_run_leaves_the_published_report_and_writes_its_note_apart(publ
 @pytest.mark.pipeline
 def test_a_full_disk_leaves_the_published_report_and_names_the_file(published):
     """A real write error from the OS: the file size limit (RLIMIT_FSIZE) makes writing the
-    ~400 KB report.html fail with EFBIG, as a full disk fails with ENOSPC."""
+    ~500 KB report.html fail with EFBIG (the executed notebooks before it are smaller), as a
+    full disk fails with ENOSPC."""
     root, data, *_ = published
     folder = root / "reports" / "Экспорт А-2025"
     before = snapshot(folder)
 
     def small_disk():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
 
     proc = subprocess.run(runner(root, data), capture_output=True, text=True, timeout=600,
                           preexec_fn=small_disk)

@@ -15,6 +15,7 @@ import pytest
 
 from analysis.config import load_yaml
 from analysis.pipeline import stages
+from analysis.publish import context_report as cr
 from analysis.publish import report
 from conftest import make_project
 
@@ -114,6 +115,12 @@ def test_metrics_summarise_the_run(demo_run):
     assert m["counts"]["resilient"] == m["typology"]["resilient"]
     assert sum(m["typology"].values()) == m["counts"]["analysed"]
     assert sum(m["clusters"]["sizes"].values()) == len(d.clusters)
+    # the keys `dvc exp show` compares runs on
+    assert 0 < m["index"]["variance_explained"] < 1
+    assert -1 <= m["clusters"]["silhouette"] <= 1
+    assert 0 < m["clusters"]["stability_ari"] <= 1
+    assert 0 < m["similar"]["n_ranked"] <= len(d.clusters)
+    assert {"resilient", "shnor", "shnsu", "objectivity"} <= set(m["counts"])
 
 
 @pytest.mark.parametrize("lang", ["ru", "en"])
@@ -126,7 +133,8 @@ def test_every_report_section_renders_in_both_languages(demo_run, lang):
                  "report"])
     parts = [
         report.section_title(d, lang, 10), report.section_summary(d, lang),
-        report.section_clusters(d, lang, 10),
+        cr.section_index(d.context, lang), cr.section_quality_groups(d.context, lang, 10),
+        cr.section_clusters(d, lang, 10), cr.section_similar(d, lang, 10, 5),
         report.gradient_table(d.gradient, lang),
         report.section_lists(d, lang, min_n=10, top_n=5, q=0.25, min_effect=0.05,
                              threshold=0.3, obj_threshold=0.15),

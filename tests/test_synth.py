@@ -284,6 +284,21 @@ def test_grade_11_only_where_a_school_has_one(small):
 # --- planted truth ----------------------------------------------------------------------------
 
 
+def test_context_group_is_municipality_kind_by_settlement_type():
+    region = generate_region(RegionSpec(n_municipalities=8, n_schools=200, seed=3))
+    t = truth_of(region)
+    urban = t["municipality"].str.contains("городской округ|^Город ")
+    expected = np.where(urban, "urban", "rural") + "/" + t["settlement_type"].astype(str)
+    assert (t["context_group"] == expected).all()
+    assert t["context_group"].dtype == "string"
+    # urban districts have no villages and rural ones no city (SETTLEMENT_MIX)
+    assert set(t["context_group"]) == {"urban/city", "urban/town", "rural/town",
+                                       "rural/village"}
+    assert t.loc[urban, "municipality"].nunique() == region.truth_params["counts"][
+        "municipalities_urban"]
+
+
+
 def test_meets_shnor_is_the_rule_applied_to_the_results(small):
     t = truth_of(small)
     last = SMALL.years[-1]

@@ -123,7 +123,8 @@ index:
   min_indicators: 1
 
 clusters:
-  features: [social_index, log_enrollment]   # settlement type is unknown (constant)
+  numeric: [social_index, log_enrollment]
+  categorical: []   # settlement type is unknown (the same for every class)
   k: 3
 
 flags:

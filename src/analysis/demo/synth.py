@@ -272,7 +272,7 @@ class Region:
         ``student_key`` (``s000001``...) is the same for a student's two subjects in a year
         and not linked across years; ``score`` is the ВПР/ОГЭ primary score (0..40) or the
         ЕГЭ test score (0..100); ``mark`` is ``Int64`` (NA for ЕГЭ); ``ses`` has 3 decimals.
-    truth : DataFrame, (n_schools, 12)
+    truth : DataFrame, (n_schools, 13)
         One row per school_id: see :data:`TRUTH_COLUMNS` and the README written by
         :func:`write_region`.
     truth_params : dict
@@ -288,7 +288,7 @@ class Region:
 
 
 TRUTH_COLUMNS = (
-    "school_id", "municipality", "school_type", "settlement_type", "latent_ses",
+    "school_id", "municipality", "school_type", "settlement_type", "context_group", "latent_ses",
     "school_effect", "planted_resilient", "planted_low", "planted_inflated_vpr", "opened_year",
     "closed_year", "meets_shnor",
 )
@@ -950,6 +950,9 @@ def _truth(schools: pd.DataFrame, planted: _Planted, results: pd.DataFrame, year
         "municipality": pd.array(schools["municipality"], dtype="string"),
         "school_type": pd.array(schools["school_type"], dtype="string"),
         "settlement_type": pd.array(schools["settlement_type"], dtype="string"),
+        "context_group": pd.array(np.where(schools["urban"], "urban", "rural")
+                                  + "/" + schools["settlement_type"].to_numpy(dtype=str),
+                                  dtype="string"),
         "latent_ses": np.round(schools["s"].to_numpy(), 4) + 0.0,
         "school_effect": np.round(schools["u"].to_numpy(), 4) + 0.0,
         "planted_resilient": planted.resilient,
@@ -1071,6 +1074,7 @@ spec, the calibrated mark thresholds and the counts of each planted group).
 | `municipality` | its municipality |
 | `school_type` | `basic`, `secondary`, `advanced`, `gymnasium`, `lyceum`, `adapted`, `other` |
 | `settlement_type` | `city`, `town`, `village` |
+| `context_group` | municipality kind × settlement type: `urban/city`, `urban/town`, `rural/town`, `rural/village` (`urban` = городской округ, `rural` = муниципальный район) |
 | `latent_ses` | the school's latent social status s_i (before the yearly drift N(0, 0.05)) |
 | `school_effect` | the persistent school effect u_i on students' latent scores |
 | `planted_resilient` | planted resilient school (see below) |

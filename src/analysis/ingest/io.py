@@ -61,6 +61,17 @@ def read_text_table(path: str | Path, options: ReadOptions | None = None,
     return df
 
 
+def from_frame(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """A contract table held in memory (e.g. the demo generator's), typed as if it had been
+    read from ``<table>.csv``: every cell as text, rows numbered as in a spreadsheet
+    (header = row 1), then :func:`coerce_table`."""
+    text = df.astype(object).where(df.notna(), None).map(
+        lambda v: None if v is None else str(v))
+    text.insert(0, "source_row", range(2, len(df) + 2))
+    text.insert(0, "source_file", f"{table}.csv")
+    return coerce_table(text, table)
+
+
 def coerce_table(df: pd.DataFrame, table: str) -> pd.DataFrame:
     """Normalise a text table and convert it to the contract's types (no range checks).
 

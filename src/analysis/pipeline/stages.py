@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
 
 from analysis import flags, ledger
 from analysis.config import PROCESSED
-from analysis.context.clusters import ContextClusters, context_features, distinct_rows
+from analysis.context import quality
+from analysis.context import similar as similar_mod
+from analysis.context.clusters import ContextClusters, Stability, context_features
 from analysis.context.index import social_index_by_year
+from analysis.context.similar import SimilarResult
 from analysis.errors import InputError
 from analysis.ingest import io, prepare, schema, validate
 from analysis.ingest.readers import ReadOptions
@@ -32,13 +33,14 @@ from analysis.publish import report
 #: Every processed file, by name (relative to the project root).
 FILES: dict[str, Path] = {
     name: PROCESSED / f"{name}.parquet"
-    for name in ("schools", "results", "school_year", "social_index", "clusters", "ses_sample",
-                 "flags", "shnor", "shnor_details", "objectivity")
+    for name in ("schools", "results", "school_year", "social_index", "quality_groups",
+                 "clusters", "similar", "similar_peers", "ses_sample", "flags", "shnor",
+                 "shnor_details", "objectivity")
 }
 FILES.update({
-    "clusters_summary": PROCESSED / "clusters.json",
+    "context_summary": PROCESSED / "context.json",
     "ses_link_summary": PROCESSED / "ses_link.json",
-    "kmeans_k": PROCESSED / "plots" / "kmeans_k.csv",
+    "k_curve": PROCESSED / "plots" / "k_curve.csv",
     "gradient_points": PROCESSED / "plots" / "gradient.csv",
     "validation": PROCESSED / "validation.json",
     "metrics": PROCESSED / "metrics.json",
@@ -126,81 +128,145 @@ def write_validation(root: Path, doc: Mapping[str, Any]) -> None:
     write_json(root / FILES["validation"], doc)
 
 
-# --- 02 context and clusters ----------------------------------------------------------------
+# --- 02 context: the two axes, clusters, similar schools ------------------------------------
 
 @dataclass
 class ContextResult:
+    """Everything stage 02 computes (what :func:`run_context` writes)."""
+
     index: pd.DataFrame
+    quality_groups: pd.DataFrame
     clusters: pd.DataFrame
     model: ContextClusters
-    k_curve: pd.DataFrame
+    stability: Stability | None
+    similar: SimilarResult
+    summary: dict[str, Any]
+    ledger: tuple[pd.DataFrame, pd.DataFrame]
 
 
-def k_curve(X: pd.DataFrame, ks: Sequence[int], seed: int, n_init: int = 10) -> pd.DataFrame:
-    """Inertia and silhouette of k-means for each k (for choosing k; a DVC plot).
+def context_stage(schools: pd.DataFrame, school_year: pd.DataFrame, *, year: int, min_n: int,
+                  index: Mapping[str, Any], quality_groups: Mapping[str, Any],
+                  clusters: Mapping[str, Any], similar: Mapping[str, Any]) -> ContextResult:
+    """Stage 02 in memory (no files): for tests and the scale benchmark.
 
     Parameters
     ----------
-    X : DataFrame, shape (n_schools, n_features)
-        Context features (standardised here; a constant feature stays 0).
-    ks : sequence of int
-        Candidate numbers of clusters; only those the data supports are evaluated:
-        ``2 <= k < d``, ``d`` the number of distinct rows (so also ``k < n_schools``).
+    schools, school_year : DataFrame
+        Stage 01's prepared schools (one row per school-year) and quality index.
+    year, min_n : int
+    index, quality_groups, clusters, similar : mapping
+        The params.yaml sections of the same names.
 
-    Returns
-    -------
-    DataFrame, one row per evaluated k (possibly none)
-        ``k``, ``inertia`` (within-cluster sum of squares, standardised units) and
-        ``silhouette`` (-1..1; NaN in the table where undefined).
+    Steps: the social index of every school-year (each year its own reference) with bands;
+    quality groups of every year; clusters of the reporting year's schools on mixed context
+    features, their criterion curve, bootstrap stability, profiles and names; each school's
+    ``similar.k`` context twins (same encoded features, same level of schooling) and its
+    rank among them.  Schools set aside are booked in the ledger with the reason.
     """
-    z = ((X - X.mean()) / X.std(ddof=0).replace(0.0, 1.0)).to_numpy()
-    distinct = distinct_rows(z)
-    rows = []
-    for k in ks:
-        if not 2 <= k < distinct:
-            continue
-        km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(z)
-        found = len(set(km.labels_))
-        rows.append({"k": k, "inertia": km.inertia_, "silhouette": (
-            float(silhouette_score(z, km.labels_)) if 2 <= found < len(z) else None)})
-    return pd.DataFrame(rows, columns=["k", "inertia", "silhouette"])
+    index_warnings: list[dict] = []
+    summaries: list[dict] = []
+    idx, led, acc = social_index_by_year(
+        schools, index["indicators"], index["method"], index["min_indicators"],
+        weights=index.get("weights"), impute=index.get("impute", True),
+        band_edges=index["band_edges"], index_warnings=index_warnings, summaries=summaries)
+    books = [(led, acc)]
+    # quality groups, each year on its own
+    groups = school_year[["year", "school_id"]].copy()
+    groups["quality_group"] = pd.array([pd.NA] * len(groups), dtype="Int64")
+    for _, part in school_year.groupby("year", sort=True):
+        groups.loc[part.index, "quality_group"] = quality.quality_groups(
+            part, min_n=min_n, method=quality_groups["method"],
+            n_groups=quality_groups["n_groups"], cutoffs=quality_groups["cutoffs"])
+    sy_now = school_year.loc[school_year["year"] == year]
+    described = quality.describe_groups(sy_now, groups.loc[sy_now.index, "quality_group"],
+                                        min_n=min_n)
+    grouped = groups.merge(school_year[["year", "school_id", "quality_index", "n_students"]],
+                           on=["year", "school_id"])
+    books.append(ledger.record(grouped, grouped["quality_group"].isna(),
+                               analysis="quality_groups", table="schools",
+                               reason="below_min_n"))
+    # clusters of the reporting year's schools
+    scope = schools.loc[schools["year"] == year]
+    X = context_features(scope, idx, clusters["numeric"], clusters["categorical"])
+    model = ContextClusters(
+        method=clusters["method"], k=clusters["k"], k_range=tuple(clusters["k_range"]),
+        n_init=clusters["n_init"], seed=clusters["seed"],
+        silhouette_sample=clusters["silhouette_sample"], ward_sample=clusters["ward_sample"],
+        numeric=clusters["numeric"], categorical=clusters["categorical"]).fit(X)
+    stab = model.stability(X, clusters["n_boot"])
+    table = X.reset_index()
+    table.insert(2, "cluster", model.labels_)
+    clustered = pd.MultiIndex.from_frame(scope[list(schema.SCHOOL_KEY)]).isin(
+        pd.MultiIndex.from_frame(table[list(schema.SCHOOL_KEY)]))
+    books.append(ledger.record(scope, pd.Series(~clustered, index=scope.index),
+                               analysis="clusters", table="schools", reason="no_social_index"))
+    # similar schools: the same encoded context, within the level of schooling
+    feats = pd.DataFrame(model.encoder_.transform(X), columns=model.feature_names_,
+                         index=table["school_id"].to_numpy())
+    levels = similar_mod.school_levels(
+        scope.set_index("school_id")["school_type"]).reindex(feats.index)
+    sim = similar_mod.similar_schools(feats, levels, sy_now[["school_id", "quality_index",
+                                                             "n_students"]],
+                                      k=similar["k"], min_n=min_n)
+    unranked = sim.ranks.set_index("school_id")["reason"]
+    ranked_scope = scope.set_index("school_id").loc[feats.index].reset_index()
+    reason = pd.Series(unranked.reindex(ranked_scope["school_id"]).to_numpy(),
+                       index=ranked_scope.index)
+    books.append(ledger.record(ranked_scope, reason.notna(), analysis="similar",
+                               table="schools", reason=reason))
+    now = next((sm for sm in summaries if sm["year"] == year), None)
+    bands = idx.loc[idx["year"] == year, "social_band"].value_counts().sort_index()
+    summary = {
+        "index": {
+            "method": index["method"], "band_edges": list(index["band_edges"]),
+            "reporting_year": now, "years": summaries, "warnings": index_warnings,
+            "variance_explained": None if now is None else now["variance_explained"],
+            "bands": {str(int(b)): int(c) for b, c in bands.items()},
+        },
+        "quality_groups": {
+            "method": quality_groups["method"], "n_groups": quality_groups["n_groups"],
+            "cutoffs": list(quality_groups["cutoffs"]),
+            "groups": described.reset_index(names="quality_group").to_dict("records"),
+        },
+        "clusters": {
+            "method": clusters["method"], "k_requested": clusters["k"], "k": model.k_,
+            "silhouette": model.silhouette_, "inertia": model.inertia_,
+            "numeric": list(clusters["numeric"]), "categorical": list(clusters["categorical"]),
+            "sizes": {str(c): int((model.labels_ == c).sum()) for c in range(1, model.k_ + 1)},
+            "names": {lang: {str(c): str(v) for c, v in model.names_[lang].items()}
+                      for lang in model.names_.columns},
+            "stability_ari": None if stab is None else stab.ari,
+            "stability": None if stab is None else stab.to_dict(),
+            "n_boot": clusters["n_boot"],
+        },
+        "similar": similar_mod.summary(sim),
+    }
+    return ContextResult(idx, groups, table, model, stab, sim, summary, ledger.combine(books))
 
 
-def run_context(root: str | Path = ".", *, year: int, indicators: Mapping[str, int],
-                method: str, min_indicators: int, features: Sequence[str], k: int,
-                n_init: int, seed: int) -> ContextResult:
-    """Social index for every school-year; k-means clusters of the reporting year's schools.
+def run_context(root: str | Path = ".", *, year: int, min_n: int, index: Mapping[str, Any],
+                quality_groups: Mapping[str, Any], clusters: Mapping[str, Any],
+                similar: Mapping[str, Any]) -> ContextResult:
+    """Stage 02 on the processed files: :func:`context_stage`, then write its outputs.
 
-    Indicators left out of a year's index (no variance, no values) are listed in
-    ``clusters.json`` under ``index_warnings`` (records ``{"year", "indicator",
-    "reason"}``; empty list when none) for the report.  Data that cannot support the index
-    or ``k`` clusters stop the run with an :class:`InputError` naming the parameter.
+    Data that cannot support the index or the clusters stop the run with an
+    :class:`InputError` naming the parameter.  ``context.json`` holds the summaries the report
+    shows (index loadings and variance explained, quality groups, clusters with names and
+    stability, similar schools).
     """
     root = Path(root)
-    schools = read(root, "schools")
-    index_warnings: list[dict] = []
-    index, led, acc = social_index_by_year(schools, indicators, method, min_indicators,
-                                                   index_warnings=index_warnings)
-    X = context_features(schools.loc[schools["year"] == year], index, features)
-    model = ContextClusters(k=k, n_init=n_init, seed=seed).fit(X)
-    clusters = X.reset_index()
-    clusters.insert(2, "cluster", model.labels_)
-    scope = schools.loc[schools["year"] == year]
-    clustered = pd.MultiIndex.from_frame(scope[list(schema.SCHOOL_KEY)]).isin(
-        pd.MultiIndex.from_frame(clusters[list(schema.SCHOOL_KEY)]))
-    book_c = ledger.record(scope, pd.Series(~clustered, index=scope.index),
-                           analysis="clusters", table="schools", reason="no_social_index")
-    curve = k_curve(X, range(2, 11), seed)
-    _write(index, root, "social_index")
-    _write(clusters, root, "clusters")
-    _write(curve, root, "kmeans_k")
-    _write_ledger(ledger.combine([(led, acc), book_c]), root, "02_context_clusters")
-    _write_json({
-        "k": k, "silhouette": model.silhouette_, "inertia": model.inertia_,
-        "sizes": {str(c): int((model.labels_ == c).sum()) for c in range(1, k + 1)},
-        "features": list(features), "index_method": method, "index_warnings": index_warnings,
-    }, root, "clusters_summary")
-    return ContextResult(index, clusters, model, curve)
+    res = context_stage(read(root, "schools"), read(root, "school_year"), year=year,
+                        min_n=min_n, index=index, quality_groups=quality_groups,
+                        clusters=clusters, similar=similar)
+    _write(res.index, root, "social_index")
+    _write(res.quality_groups, root, "quality_groups")
+    _write(res.clusters, root, "clusters")
+    _write(res.similar.ranks, root, "similar")
+    _write(res.similar.peers, root, "similar_peers")
+    _write(res.model.criterion_, root, "k_curve")
+    _write_ledger(res.ledger, root, "02_context_clusters")
+    _write_json(res.summary, root, "context_summary")
+    return res
 
 
 # --- 03 social status and results -----------------------------------------------------------
@@ -289,7 +355,10 @@ class ReportData:
     results: pd.DataFrame
     school_year: pd.DataFrame
     index: pd.DataFrame
+    quality_groups: pd.DataFrame
     clusters: pd.DataFrame
+    similar: pd.DataFrame
+    similar_peers: pd.DataFrame
     sample: pd.DataFrame
     flags: pd.DataFrame
     shnor: pd.DataFrame
@@ -297,7 +366,7 @@ class ReportData:
     objectivity: pd.DataFrame
     ledger: pd.DataFrame
     accounting: pd.DataFrame
-    clusters_summary: dict[str, Any]
+    context: dict[str, Any]
     gradient: dict[str, Any]
     validation: dict[str, Any]
 
@@ -308,14 +377,16 @@ class ReportData:
 
 
 def load_report_data(root: str | Path = ".", *, year: int) -> ReportData:
-    names = ("schools", "results", "school_year", "social_index", "clusters", "ses_sample",
-             "flags", "shnor", "shnor_details", "objectivity")
+    names = ("schools", "results", "school_year", "social_index", "quality_groups", "clusters",
+             "similar", "similar_peers", "ses_sample", "flags", "shnor", "shnor_details",
+             "objectivity")
     t = {n: read(root, n) for n in names}
     led, acc = read_ledger(root)
     return ReportData(
-        year, t["schools"], t["results"], t["school_year"], t["social_index"], t["clusters"],
-        t["ses_sample"], t["flags"], t["shnor"], t["shnor_details"], t["objectivity"], led, acc,
-        read_json(root, "clusters_summary"), read_json(root, "ses_link_summary"),
+        year, t["schools"], t["results"], t["school_year"], t["social_index"],
+        t["quality_groups"], t["clusters"], t["similar"], t["similar_peers"], t["ses_sample"],
+        t["flags"], t["shnor"], t["shnor_details"], t["objectivity"], led, acc,
+        read_json(root, "context_summary"), read_json(root, "ses_link_summary"),
         read_json(root, "validation"))
 
 
@@ -328,7 +399,9 @@ def run_all(root: str | Path, params: Mapping[str, Any]) -> ReportData:
     """
     year = params["year"]
     run_prepare(root, year=year, **params["prepare"])
-    run_context(root, year=year, **params["index"], **params["clusters"])
+    run_context(root, year=year, min_n=params["min_n"], index=params["index"],
+                quality_groups=params["quality_groups"], clusters=params["clusters"],
+                similar=params["similar"])
     run_ses_link(root, year=year, min_n=params["min_n"], **params["ses_link"])
     run_flags(root, year=year, **params["flags"])
     data = load_report_data(root, year=year)

@@ -135,32 +135,6 @@ def summary_table(counts: Mapping[str, int], lang: str = "ru") -> str:
     return html_table(df, lang)
 
 
-def cluster_profiles(clustered: pd.DataFrame, quality: pd.DataFrame, min_n: int) -> pd.DataFrame:
-    """Profile of each cluster: size, mean index, enrollment, settlement mix, main type,
-    mean quality (over schools with at least ``min_n`` students).
-
-    Parameters
-    ----------
-    clustered : DataFrame, one row per school of the reporting year
-        ``cluster, school_id, social_index, enrollment, settlement_type, school_type``.
-    quality : DataFrame with ``school_id, quality_index, n_students`` (reporting year)
-    """
-    q = quality.loc[quality["n_students"] >= min_n, ["school_id", "quality_index"]]
-    df = clustered.merge(q, on="school_id", how="left")
-    grp = df.groupby("cluster", sort=True)
-    out = pd.DataFrame({
-        "n_schools": grp.size(),
-        "social_index": grp["social_index"].mean(),
-        "enrollment_median": grp["enrollment"].median(),
-        "share_city": grp["settlement_type"].apply(lambda s: (s == "city").mean()),
-        "share_village": grp["settlement_type"].apply(lambda s: (s == "village").mean()),
-        "main_type": grp["school_type"].agg(lambda s: s.value_counts().sort_index()
-                                            .sort_values(ascending=False, kind="stable").index[0]),
-        "quality_index": grp["quality_index"].mean(),
-    })
-    return out.reset_index()
-
-
 def quality_formula_text(prepare: Mapping[str, Any], lang: str = "ru") -> str:
     """One sentence stating the quality index's formula and components (``prepare.*``)."""
     procs = ", ".join(label("procedure", p, lang) for p in prepare["quality_procedures"])
@@ -326,25 +300,6 @@ def section_summary(d, lang: str) -> str:
     ])
 
 
-def section_clusters(d, lang: str, min_n: int) -> str:
-    s = d.clusters_summary
-    sy = d.schools_year[["school_id", "enrollment", "settlement_type", "school_type"]]
-    clustered = d.clusters.merge(sy, on="school_id", how="left")
-    quality = d.school_year.loc[d.school_year["year"] == d.year]
-    prof = label_categories(cluster_profiles(clustered, quality, min_n).rename(
-        columns={"main_type": "school_type"}), lang).rename(columns={"school_type": "main_type"})
-    feats = ", ".join(s["features"])
-    return "\n".join([
-        heading("report.clusters", lang),
-        para("report.clusters_text", lang, k=s["k"], features=feats,
-             silhouette=stat(s.get("silhouette"), ".2f", lang, "one_cluster")),
-        index_warnings(s.get("index_warnings", []), lang),
-        html_table(prof, lang, formats={"share_city": fmt_pct, "share_village": fmt_pct,
-                                        "social_index": fmt_num(2), "quality_index": fmt_num(3),
-                                        "enrollment_median": fmt_num(0)}),
-    ])
-
-
 def index_warnings(records: Sequence[Mapping[str, Any]], lang: str = "ru") -> str:
     """A note listing the indicators left out of the index (no variance or no values)."""
     if not records:
@@ -370,12 +325,27 @@ def gradient_table(g: Mapping[str, Any], lang: str = "ru") -> str:
     return html_table(pd.DataFrame(rows, columns=["measure", "estimate"]), lang)
 
 
+def with_clusters(d, df: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """``df`` (with ``school_id``) with each school's context ``cluster`` and its name, so
+    the report's lists are grouped by context (NA for a school without a cluster)."""
+    names = {int(k): v for k, v in d.context["clusters"]["names"][lang].items()}
+    c = d.clusters[["school_id", "cluster"]]
+    out = df.drop(columns=["cluster"], errors="ignore").merge(c, on="school_id", how="left")
+    out.index = df.index
+    out["cluster_name"] = [f"{int(k)}. {names[int(k)]}" if pd.notna(k) else ""
+                           for k in out["cluster"]]
+    return out
+
+
 def flagged_schools(f: pd.DataFrame, mask: pd.Series, lang: str, top_n: int) -> str:
-    cols = ["school_id", "school_name", "municipality", "school_type", "social_index",
-            "quality_index", "fitted", "residual", "interval", "n_students"]
+    """Flagged schools grouped by context cluster (``cluster_name``, see
+    :func:`with_clusters`), the largest deviation first within a cluster."""
+    cols = ["cluster_name", "school_id", "school_name", "municipality", "school_type",
+            "social_index", "quality_index", "fitted", "residual", "interval", "n_students"]
     df = f.loc[mask].assign(interval=lambda x: [f"{a:+.3f}…{b:+.3f}" for a, b in
                                                 zip(x["ci_low"], x["ci_high"])])
-    df = df.sort_values(["residual", "school_id"], ascending=[False, True], kind="stable")
+    df = df.sort_values(["cluster", "residual", "school_id"], ascending=[True, False, True],
+                        kind="stable")
     return html_table(label_categories(df[cols], lang), lang, max_rows=top_n,
                       formats={"residual": lambda v: f"{v:+.3f}", "n_students": fmt_num(0)})
 
@@ -408,7 +378,7 @@ def shnor_table(d, lang: str, min_n: int, top_n: int) -> pd.DataFrame:
 
 def section_lists(d, lang: str, *, min_n: int, top_n: int, q: float, min_effect: float,
                   threshold: float, obj_threshold: float) -> str:
-    f = d.flags
+    f = with_clusters(d, d.flags, lang)
     cut = float(f["low_context_cut"].iloc[0]) if len(f) else float("nan")
     obj = d.objectivity.loc[d.objectivity["objectivity_flag"]].merge(
         d.schools_year[["school_id", "school_name", "municipality"]], on="school_id")
@@ -468,11 +438,10 @@ def section_methods(d, lang: str, params: Mapping[str, Any]) -> str:
     return "\n".join([
         heading("report.methods", lang),
         para("report.methods_text", lang, method=p["index_method"], indicators=signed,
-             min_ind=p["index_min_indicators"], procs=join_labels(p["prepare_quality_procedures"],
-                                                                  "procedure", lang),
-             subjects=join_labels(p["prepare_quality_subjects"], "subject", lang),
-             grades=join_labels(p["prepare_quality_grades"], None), cov=p["ses_link_cov_type"],
-             min_n=p["min_n"], seed=p["clusters_seed"]),
+             min_ind=p["index_min_indicators"], quality=quality_formula_text(
+                 {k: p[f"prepare_{k}"] for k in ("quality_formula", "quality_procedures",
+                                                 "quality_subjects", "quality_grades")}, lang),
+             cov=p["ses_link_cov_type"], min_n=p["min_n"], seed=p["clusters_seed"]),
         heading("report.data_files", lang, 3),
         para("report.data_files_text", lang),
         html_table(data_files_table(d.validation), lang),
@@ -498,7 +467,13 @@ def section_exclusions(d, lang: str, top_n: int) -> str:
 
 
 def build_metrics(d, params: Mapping[str, Any]) -> dict[str, Any]:
-    """metrics.json: headline numbers a researcher compares across runs (dvc exp show)."""
+    """metrics.json: headline numbers a researcher compares across runs (dvc exp show).
+
+    Required keys (issue "Context"): ``index.variance_explained``, ``clusters.silhouette``,
+    ``clusters.stability_ari``, ``similar.n_ranked``, and the flag counts (``counts``).
+    """
+    from analysis.publish.context_report import metrics as context_metrics
+
     counts = summary_counts(d)
     g = d.gradient
     return {
@@ -507,7 +482,7 @@ def build_metrics(d, params: Mapping[str, Any]) -> dict[str, Any]:
         "typology": {k: int((d.flags["typology"] == k).sum()) for k in TYPOLOGY},
         "gradient": {k: g[k] for k in ("slope", "slope_se", "r2", "quad", "quad_p",
                                        "n_schools", "n_students")},
-        "clusters": {k: d.clusters_summary[k] for k in ("k", "silhouette", "sizes")},
+        **context_metrics(d.context),
         "accounting_balanced": bool(
             (d.accounting["in_scope"] == d.accounting["used"] + d.accounting["excluded"]).all()),
     }
