@@ -148,3 +148,14 @@ def test_every_report_section_renders_in_both_languages(demo_run, lang):
         # data cells (names, municipalities) and the programme's acronyms stay Russian
         prose = re.sub(r"<td>[^<]*</td>|ШНОР|ШНСУ", "", text)
         assert not re.search("[А-Яа-яЁё]{3,}", prose), re.search("[А-Яа-яЁё]{3,}.{0,40}", prose)
+
+
+def test_ege_is_shown_apart_from_the_quality_index(demo_run):
+    """The quality index uses ВПР/ОГЭ marks; ЕГЭ appears on its own, per cluster, pooled over
+    schools with at least min_n ЕГЭ sittings."""
+    _, d = demo_run
+    table = cr.cluster_table(d, "ru", 10)
+    shares = table["ege_not_failing"].astype("float64")
+    assert shares.notna().all() and ((shares > 0.5) & (shares <= 1)).all()
+    sy = d.school_year.loc[d.school_year["year"] == d.year]
+    assert sy.loc[sy["n_ege"].notna(), "ege_not_failing"].between(0, 1).all()

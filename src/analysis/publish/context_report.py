@@ -113,10 +113,17 @@ def cluster_table(d, lang: str, min_n: int) -> pd.DataFrame:
     sy = d.schools_year[["school_id", "enrollment", "settlement_type", "school_type"]]
     df = d.clusters[["school_id", "cluster", "social_index"]].merge(sy, on="school_id",
                                                                     how="left")
-    q = d.school_year.loc[(d.school_year["year"] == d.year)
-                          & (d.school_year["n_students"] >= min_n),
-                          ["school_id", "quality_index"]]
+    sy_now = d.school_year.loc[d.school_year["year"] == d.year]
+    q = sy_now.loc[sy_now["n_students"] >= min_n, ["school_id", "quality_index"]]
     df = df.merge(q, on="school_id", how="left")
+    # ЕГЭ on its own (when the quality index uses marks): pooled over the cluster's schools
+    # with at least min_n ЕГЭ sittings
+    ege = sy_now.reindex(columns=["school_id", "ege_not_failing", "n_ege"])
+    ege = ege.loc[ege["n_ege"].fillna(0).astype("int64") >= min_n]
+    df = df.merge(ege, on="school_id", how="left")
+    n_ege = df["n_ege"].astype("float64")
+    df["ege_pass"] = df["ege_not_failing"].astype("float64") * n_ege
+    df["n_ege_f"] = n_ege
     g = df.groupby("cluster", sort=True)
     out = pd.DataFrame({
         "cluster_name": pd.Series(c["names"][lang]).rename(index=int),
@@ -129,7 +136,10 @@ def cluster_table(d, lang: str, min_n: int) -> pd.DataFrame:
                                           .sort_values(ascending=False, kind="stable")
                                           .index[0]),
         "quality_index": g["quality_index"].mean(),
+        "ege_not_failing": g["ege_pass"].sum(min_count=1) / g["n_ege_f"].sum(min_count=1),
     })
+    if out["ege_not_failing"].isna().all():  # no ЕГЭ, or ЕГЭ already inside the index
+        out = out.drop(columns="ege_not_failing")
     jac = (c.get("stability") or {}).get("jaccard") or {}
     out["stability_jaccard"] = [jac.get(str(k)) for k in out.index]
     out.index.name = "cluster"
@@ -159,9 +169,11 @@ def section_clusters(d, lang: str, min_n: int) -> str:
         para("report.clusters_stability", lang, n_boot=c.get("n_boot", 0),
              ari=stat(stab, ".2f", lang, "not_computed")),
         _warnings(d.context["index"].get("warnings", []), lang),
+        para("report.clusters_ege", lang, min_n=min_n) if "ege_not_failing" in table else "",
         html_table(table, lang, formats={
             "share_city": fmt_pct, "share_village": fmt_pct, "social_index": fmt_num(2),
             "quality_index": lambda v: na if pd.isna(v) else f"{v:.3f}",
+            "ege_not_failing": lambda v: na if pd.isna(v) else fmt_pct(v),
             "enrollment_median": fmt_num(0),
             "stability_jaccard": lambda v: na if v is None or pd.isna(v) else f"{v:.2f}"}),
     ])
