@@ -18,10 +18,12 @@ import seaborn as sns
 
 from analysis.i18n import label, t
 from analysis.publish.report import (
+    col_label,
     fmt_num,
     fmt_pct,
     heading,
     html_table,
+    index_warnings,
     label_categories,
     para,
     stat,
@@ -29,10 +31,6 @@ from analysis.publish.report import (
 
 #: Similar schools shown in the report: those below this percentile among their twins.
 LOW_PERCENTILE = 20.0
-
-
-def _num(v: Any, spec: str, lang: str, reason: str = "not_computed") -> str:
-    return stat(v, spec, lang, reason)
 
 
 # --- 2. the indices and quality groups -------------------------------------------------------
@@ -61,7 +59,7 @@ def section_index(ctx: Mapping[str, Any], lang: str = "ru") -> str:
     return "\n".join([
         heading("report.index_method", lang, 3),
         para("report.index_method_text", lang, method=t(f"index_method.{idx['method']}", lang),
-             ve=_num(idx.get("variance_explained"), ".0%", lang),
+             ve=stat(idx.get("variance_explained"), ".0%", lang, "not_computed"),
              n_imputed=now.get("n_imputed_schools", 0)),
         html_table(index_table(ctx, lang), lang, formats={"weight": fmt_num(3)}),
         para("report.index_bands_text", lang, n=len(edges) + 1),
@@ -150,9 +148,7 @@ def cluster_table(d, lang: str, min_n: int) -> pd.DataFrame:
 
 def section_clusters(d, lang: str, min_n: int) -> str:
     c = d.context["clusters"]
-    feats = ", ".join([*(t(f"col.{f}", lang) if _has(f"col.{f}") else f for f in c["numeric"]),
-                       *(t(f"col.{f}", lang) if _has(f"col.{f}") else f
-                         for f in c["categorical"])])
+    feats = ", ".join(col_label(f, lang) for f in [*c["numeric"], *c["categorical"]])
     how_k = (t("report.clusters_k_auto", lang, criterion=t(
         "report.criterion_bic" if c["method"] == "gmm" else "report.criterion_silhouette",
         lang)) if c["k_requested"] == "auto" else t("report.clusters_k_given", lang))
@@ -168,7 +164,7 @@ def section_clusters(d, lang: str, min_n: int) -> str:
              silhouette=stat(c.get("silhouette"), ".2f", lang, na_silhouette)),
         para("report.clusters_stability", lang, n_boot=c.get("n_boot", 0),
              ari=stat(stab, ".2f", lang, "not_computed")),
-        _warnings(d.context["index"].get("warnings", []), lang),
+        index_warnings(d.context["index"].get("warnings", []), lang),
         para("report.clusters_ege", lang, min_n=min_n) if "ege_not_failing" in table else "",
         html_table(table, lang, formats={
             "share_city": fmt_pct, "share_village": fmt_pct, "social_index": fmt_num(2),
@@ -177,16 +173,6 @@ def section_clusters(d, lang: str, min_n: int) -> str:
             "enrollment_median": fmt_num(0),
             "stability_jaccard": lambda v: na if v is None or pd.isna(v) else f"{v:.2f}"}),
     ])
-
-
-def _has(key: str) -> bool:
-    from analysis.i18n import catalogue
-    return key in catalogue()
-
-
-def _warnings(records, lang: str) -> str:
-    from analysis.publish.report import index_warnings
-    return index_warnings(records, lang)
 
 
 def fig_criterion(curve: pd.DataFrame, chosen: int, method: str, lang: str = "ru"
@@ -216,14 +202,14 @@ def fig_profile_heatmap(d, lang: str = "ru") -> plt.Figure:
     for f in c["numeric"]:
         v = df[f].astype("float64")
         sd = v.std(ddof=0) or 1.0
-        rows[t(f"col.{f}", lang) if _has(f"col.{f}") else f] = (
+        rows[col_label(f, lang)] = (
             (v - v.mean()) / sd).groupby(df["cluster"]).mean()
     sy = d.schools_year.set_index("school_id")
     for cat in ("settlement_type", "school_type"):
         values = df["school_id"].map(sy[cat]) if cat not in df.columns else df[cat]
         for lev in sorted(values.dropna().unique()):
             share = (values == lev).astype("float64")
-            rows[f"{t(f'col.{cat}', lang)}: {label(cat, lev, lang)}"] = (
+            rows[f"{col_label(cat, lang)}: {label(cat, lev, lang)}"] = (
                 share.groupby(df["cluster"]).mean() - share.mean())
     mat = pd.DataFrame(rows).T
     mat.columns = [textwrap.fill(f"{k}. {c['names'][lang][str(k)]}", 22) for k in mat.columns]

@@ -59,6 +59,14 @@ def fmt_pct(v: Any) -> str:
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.1f}%"
 
 
+def col_label(col: str, lang: str = "ru") -> str:
+    """Label of column ``col``: catalogue key ``col.<col>`` when it exists, else ``col``."""
+    try:
+        return t(f"col.{col}", lang)
+    except KeyError:
+        return str(col)
+
+
 def html_table(df: pd.DataFrame, lang: str = "ru", *, formats: Mapping[str, Formatter] | None = None,
                max_rows: int | None = None, index: bool = False) -> str:
     """Render a DataFrame as an escaped HTML table with catalogue column labels.
@@ -73,15 +81,9 @@ def html_table(df: pd.DataFrame, lang: str = "ru", *, formats: Mapping[str, Form
         return f'<p class="sc-note">{html.escape(t("value.empty", lang))}</p>'
     shown = df if max_rows is None else df.head(max_rows)
 
-    def head(col: str) -> str:
-        try:
-            return t(f"col.{col}", lang)
-        except KeyError:
-            return str(col)
-
     numeric = {c for c in shown.columns if pd.api.types.is_numeric_dtype(shown[c])}
     lines = ['<table class="sc-table">', "<thead><tr>"]
-    lines += [f"<th>{html.escape(head(c))}</th>" for c in shown.columns]
+    lines += [f"<th>{html.escape(col_label(c, lang))}</th>" for c in shown.columns]
     lines.append("</tr></thead><tbody>")
     for row in shown.itertuples(index=False):
         cells = []
@@ -135,14 +137,16 @@ def summary_table(counts: Mapping[str, int], lang: str = "ru") -> str:
     return html_table(df, lang)
 
 
-def quality_formula_text(prepare: Mapping[str, Any], lang: str = "ru") -> str:
-    """One sentence stating the quality index's formula and components (``prepare.*``)."""
-    procs = ", ".join(label("procedure", p, lang) for p in prepare["quality_procedures"])
-    subjects = ", ".join(label("subject", s, lang) for s in prepare["quality_subjects"])
-    grades = ", ".join(str(g) for g in prepare["quality_grades"])
-    unit = t("report.grades_word", lang)
-    components = f"{procs}; {subjects}; {unit} {grades}"
-    return t(f"report.quality_formula.{prepare['quality_formula']}", lang, components=components)
+def quality_formula_text(p: Mapping[str, Any], lang: str = "ru") -> str:
+    """One sentence stating the quality index's formula and components, from the report's
+    notebook parameters ``p`` (``prepare_quality_formula``, ``prepare_quality_procedures``,
+    ``prepare_quality_subjects``, ``prepare_quality_grades``)."""
+    procs = join_labels(p["prepare_quality_procedures"], "procedure", lang)
+    subjects = join_labels(p["prepare_quality_subjects"], "subject", lang)
+    grades = join_labels(p["prepare_quality_grades"], None)
+    components = f"{procs}; {subjects}; {t('report.grades_word', lang)} {grades}"
+    return t(f"report.quality_formula.{p['prepare_quality_formula']}", lang,
+             components=components)
 
 
 def fig_distributions(index: pd.Series, quality: pd.Series, lang: str = "ru") -> plt.Figure:
@@ -438,9 +442,7 @@ def section_methods(d, lang: str, params: Mapping[str, Any]) -> str:
     return "\n".join([
         heading("report.methods", lang),
         para("report.methods_text", lang, method=p["index_method"], indicators=signed,
-             min_ind=p["index_min_indicators"], quality=quality_formula_text(
-                 {k: p[f"prepare_{k}"] for k in ("quality_formula", "quality_procedures",
-                                                 "quality_subjects", "quality_grades")}, lang),
+             min_ind=p["index_min_indicators"], quality=quality_formula_text(p, lang),
              cov=p["ses_link_cov_type"], min_n=p["min_n"], seed=p["clusters_seed"]),
         heading("report.data_files", lang, 3),
         para("report.data_files_text", lang),
