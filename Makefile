@@ -18,7 +18,7 @@ export PYTHONHASHSEED := 0
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data report check test bench lock notebooks-clean clean clean-all
+.PHONY: help install sysdeps data report check test bench lock notebooks-clean clean clean-all
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,20 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv (pip) and install the project with its dev tools
+
+# Debian packages some tests and benchmarks use: R with lme4 (the reference for the mixed
+# models) and headless Chromium (the report's browser test).  Installed with apt where it is
+# available and we may (root or password-less sudo); otherwise those tests skip with a reason.
+SYSDEPS := r-base-core r-cran-lme4 chromium chromium-driver
+sysdeps: ## Install the Debian packages (R + lme4, Chromium) with apt, where available
+	@if command -v Rscript >/dev/null 2>&1 && Rscript -e 'library(lme4)' >/dev/null 2>&1 \
+	    && command -v chromium >/dev/null 2>&1; then :; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "note: no apt-get here; install R with lme4 and Chromium yourself, or the lme4 and browser tests skip"; \
+	else SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo "sudo -n" ); \
+	    ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	      --no-install-recommends $(SYSDEPS) >/dev/null ) \
+	    || echo "warning: apt could not install $(SYSDEPS); the lme4 and browser tests skip"; fi
 
 data: $(STAMP) ## Generate the embedded demo region into data/raw (only when absent)
 	@if ls $(RAW)/schools.* >/dev/null 2>&1; then echo "$(RAW) already has a schools table: kept as is"; \
@@ -50,13 +64,15 @@ endif
 check: $(STAMP) ## Only read and validate your files: make check DATA=<folder> [YEAR=<year>]
 	$(PY) -m analysis.pipeline.run --check --data "$(or $(DATA),$(RAW))" --year "$(YEAR)"
 
-test: $(STAMP) ## Set up and run the whole test suite
+test: $(STAMP) sysdeps ## Set up and run the whole test suite
 	$(PY) -m pytest
 
-bench: $(STAMP) ## Run the benchmarks (on demand; prints medians and ratios)
+bench: $(STAMP) sysdeps ## Run the benchmarks (on demand; prints medians and ratios)
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/context_scale.py
 	$(PY) benchmarks/context_recovery.py
+	$(PY) benchmarks/mixed_scale.py
+	$(PY) benchmarks/ses_link_scale.py
 
 lock: ## Re-pin requirements.lock from a fresh environment (then commit it)
 	rm -rf /tmp/school-context-lock && $(PYTHON) -m venv /tmp/school-context-lock

@@ -55,3 +55,9 @@ class InputError(Exception):
         n = len(self.problems)
         head = "The input data cannot be used" + (f" ({n} problems):" if n > 1 else ":")
         return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+
+
+class ModelError(RuntimeError):
+    """A model the data cannot support as fitted: a mixed model whose optimiser did not
+    converge, or whose likelihood disagrees with statsmodels' at the optimum.  Like an
+    :class:`InputError` it stops the run with exit code 2 and a message, never a number."""

@@ -250,10 +250,10 @@ def is_input_error(exc: BaseException) -> bool:
     """Whether ``exc`` means the data cannot be used (exit 2), also from inside a notebook."""
     from papermill.exceptions import PapermillExecutionError
 
-    from analysis.errors import InputError
+    from analysis.errors import InputError, ModelError
 
-    return isinstance(exc, InputError) or (
-        isinstance(exc, PapermillExecutionError) and exc.ename == "InputError")
+    return isinstance(exc, InputError | ModelError) or (
+        isinstance(exc, PapermillExecutionError) and exc.ename in ("InputError", "ModelError"))
 
 
 def describe_failure(stage: str, exc: BaseException) -> str:
@@ -261,7 +261,7 @@ def describe_failure(stage: str, exc: BaseException) -> str:
     from papermill.exceptions import PapermillExecutionError
 
     if isinstance(exc, PapermillExecutionError):
-        if exc.ename == "InputError":
+        if exc.ename in ("InputError", "ModelError"):
             return exc.evalue
         return (f"Stage {stage} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
                 "The stage's notebook in the failure folder shows where; re-run with "

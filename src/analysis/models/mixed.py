@@ -1,0 +1,1082 @@
+"""Linear mixed models with one grouping factor, fitted exactly as lme4 does (profiled REML/ML).
+
+The model, for observation ``i`` in group ``g``::
+
+    y_i = x_i' beta + z_i' b_g + e_i,    b_g ~ N(0, sigma^2 Lambda Lambda'),
+                                         e_i ~ N(0, sigma^2 / w_i)
+
+with ``q`` random effects per group (``q = 1``: random intercept; ``q = 2``: intercept and
+slope; any small ``q``), ``p`` fixed effects and prior weights ``w_i > 0`` (lme4's
+``weights=``; e.g. the number of students behind a school's result).
+
+The criterion is lme4's profiled deviance of Bates, Maechler, Bolker & Walker (2015),
+"Fitting Linear Mixed-Effects Models Using lme4", J. Stat. Softw. 67(1), section 3.  With rows
+multiplied by ``sqrt(w_i)`` and, per group, ``M_g = Lambda' Z_g'Z_g Lambda + I_q = L_g L_g'``::
+
+    R_X R_X' = X'X - sum_g (Z_g'X_g)' Lambda M_g^-1 Lambda' (Z_g'X_g)
+    r^2(theta) = penalised weighted residual sum of squares at beta-hat(theta), u-hat(theta)
+    REML:  d_R(theta) = log|L|^2 + log|R_X|^2 + (n-p) [1 + log(2 pi r^2 / (n-p))] - sum log w
+    ML:    d(theta)   = log|L|^2 + n [1 + log(2 pi r^2 / n)] - sum log w
+
+(``log|L|^2 = sum_g log|M_g|``).  Everything comes from per-group sums ``Z_g'Z_g`` (G, q, q)
+and ``Z_g'[X_g y_g]`` (G, q, p+1) computed once, so one evaluation costs
+O(G (q^2 p + q^3) + p^3), with no per-group Python loop: the augmented matrix
+``[X y]'[X y] - sum_g C_g'C_g`` (``C_g = L_g^-1 Lambda' Z_g'[X_g y_g]``) is factored once, and
+its Cholesky factor holds ``R_X``, ``beta-hat`` and ``r^2`` (the last pivot squared).
+
+``theta`` is lme4's: the lower triangle of ``Lambda`` (relative Cholesky factor of the
+random-effect covariance, in units of sigma) in column-major order, diagonal >= 0.
+
+Results match lme4 (``REMLcrit()``/``deviance()``, ``fixef``, ``vcov``, ``VarCorr``,
+``sigma``, ``ranef(condVar = TRUE)``).  An independent cross-check evaluates statsmodels'
+``MixedLM.loglike`` at the optimum (see :func:`fit_lmm`, ``check``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import linalg, optimize
+
+from analysis.errors import ModelError
+from analysis.models import estimates
+
+__all__ = [
+    "LMMFit",
+    "ModelError",
+    "criterion_at",
+    "fit_formula",
+    "fit_lmm",
+]
+
+#: Two-sided 95% normal quantile.
+Z95 = estimates.Z95
+#: A relative-factor diagonal below this is "on the boundary" (lme4's ``isSingular`` tol).
+BOUNDARY_TOL = 1e-4
+#: Relative tolerance of the statsmodels cross-check (on the log-likelihood).
+CHECK_RTOL = 1e-6
+#: Upper limit of theta searched for q = 1 (tau / sigma); reaching it means no finite optimum.
+THETA_MAX = 1e6
+
+
+# --- per-group sufficient statistics ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Sums:
+    """Weighted cross-products of one model, by group.
+
+    Attributes
+    ----------
+    ZtZ : array, shape (G, q, q)
+        ``Z_g' W_g Z_g``.
+    ZtA : array, shape (G, q, p + 1)
+        ``Z_g' W_g [X_g y_g]``.
+    AtA : array, shape (p + 1, p + 1)
+        ``[X y]' W [X y]``.
+    n, p, q : int
+        Observations, fixed effects, random effects per group.
+    sum_log_w : float
+        ``sum(log w_i)`` (0 without weights).
+    """
+
+    ZtZ: np.ndarray
+    ZtA: np.ndarray
+    AtA: np.ndarray
+    n: int
+    p: int
+    q: int
+    sum_log_w: float
+
+
+def _sums(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray,
+          w: np.ndarray | None) -> _Sums:
+    """Per-group cross-products (rows sorted by group code with a stable sort).
+
+    Parameters
+    ----------
+    y : array, shape (n,)
+    X : array, shape (n, p)
+    Z : array, shape (n, q)
+    codes : int array, shape (n,)
+        Group codes 0..G-1, every code present.
+    w : array, shape (n,), or None
+        Prior weights (> 0).
+    """
+    order = np.argsort(codes, kind="stable")
+    c = codes[order]
+    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])
+    A = np.column_stack([X[order], y[order]])
+    Zs = Z[order]
+    if w is not None:
+        sw = np.sqrt(w[order])
+        A *= sw[:, None]
+        Zs = Zs * sw[:, None]
+    n, q = Zs.shape
+    if q == 1:
+        ZtA = np.add.reduceat(A * Zs, starts, axis=0)[:, None, :]
+        ZtZ = np.add.reduceat(Zs[:, 0] ** 2, starts)[:, None, None]
+    else:
+        ZtA = np.add.reduceat(Zs[:, :, None] * A[:, None, :], starts, axis=0)
+        ZtZ = np.add.reduceat(Zs[:, :, None] * Zs[:, None, :], starts, axis=0)
+    return _Sums(ZtZ=ZtZ, ZtA=ZtA, AtA=A.T @ A, n=n, p=X.shape[1], q=q,
+                 sum_log_w=0.0 if w is None else float(np.log(w).sum()))
+
+
+# --- theta <-> Lambda -----------------------------------------------------------------------
+
+def _tri_index(q: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of each theta element (lme4: column-major lower triangle)."""
+    rows = [i for j in range(q) for i in range(j, q)]
+    cols = [j for j in range(q) for i in range(j, q)]
+    return np.array(rows, dtype=int), np.array(cols, dtype=int)
+
+
+def theta_to_lambda(theta: np.ndarray, q: int) -> np.ndarray:
+    """Lower-triangular relative covariance factor from lme4's theta.
+
+    Parameters
+    ----------
+    theta : array, shape (q (q + 1) / 2,)
+    q : int
+
+    Returns
+    -------
+    array, shape (q, q)
+        ``Lambda``, with random-effect covariance ``sigma^2 Lambda Lambda'``.
+    """
+    r, c = _tri_index(q)
+    lam = np.zeros((q, q))
+    lam[r, c] = theta
+    return lam
+
+
+def _solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Solve ``L_g X_g = B_g`` for a stack of small lower-triangular ``L``.
+
+    Forward substitution vectorised over groups (q is small): faster than batched
+    ``np.linalg.solve`` on (G, q, q) stacks.
+
+    Parameters
+    ----------
+    L : array, shape (G, q, q)
+    B : array, shape (G, q, m)
+
+    Returns
+    -------
+    array, shape (G, q, m)
+    """
+    q = L.shape[1]
+    X = np.empty(np.broadcast_shapes(L.shape[:1] + B.shape[1:], B.shape))
+    for i in range(q):
+        acc = B[:, i, :].copy()
+        for j in range(i):
+            acc -= L[:, i, j, None] * X[:, j, :]
+        X[:, i, :] = acc / L[:, i, i, None]
+    return X
+
+
+def _solve_lower_t(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Solve ``L_g' X_g = B_g`` (back substitution); shapes as :func:`_solve_lower`."""
+    q = L.shape[1]
+    X = np.empty(np.broadcast_shapes(L.shape[:1] + B.shape[1:], B.shape))
+    for i in reversed(range(q)):
+        acc = B[:, i, :].copy()
+        for j in range(i + 1, q):
+            acc -= L[:, j, i, None] * X[:, j, :]
+        X[:, i, :] = acc / L[:, i, i, None]
+    return X
+
+
+# --- the profiled criterion ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Solution:
+    """Penalised least squares solution at one theta."""
+
+    theta: np.ndarray
+    criterion: float
+    beta: np.ndarray        # (p,)
+    RX: np.ndarray          # (p, p) lower: R_X R_X' = X'V^-1 X (in units of sigma^-2)
+    r2: float               # penalised weighted residual sum of squares
+    sigma2: float
+    lam: np.ndarray         # (q, q)
+    L: np.ndarray           # (G, q, q) lower Cholesky factors of M_g
+    C: np.ndarray           # (G, q, p + 1) L_g^-1 Lambda' Z_g'[X_g y_g]
+
+
+class _Profile:
+    """lme4's profiled REML criterion (or ML deviance) as a function of theta."""
+
+    def __init__(self, sums: _Sums, reml: bool):
+        self.s = sums
+        self.reml = reml
+        self.evaluations = 0
+
+    def solve(self, theta: np.ndarray) -> _Solution | None:
+        """Solve the penalised least squares problem; None when it is not defined."""
+        s = self.s
+        theta = np.asarray(theta, dtype=float)
+        p, q = s.p, s.q
+        self.evaluations += 1
+        if q == 1:
+            t = float(theta[0])
+            Lg = np.sqrt(t * t * s.ZtZ[:, 0, 0] + 1.0)          # (G,)
+            C = (t / Lg)[:, None] * s.ZtA[:, 0, :]             # (G, p + 1)
+            ldL2 = 2.0 * np.log(Lg).sum()
+            L = Lg[:, None, None]
+            lam = np.array([[t]])
+            S = C
+            C = C[:, None, :]
+        else:
+            lam = theta_to_lambda(theta, q)
+            M = lam.T @ s.ZtZ @ lam
+            M[:, np.arange(q), np.arange(q)] += 1.0
+            try:
+                L = np.linalg.cholesky(M)
+            except np.linalg.LinAlgError:
+                return None
+            C = _solve_lower(L, lam.T @ s.ZtA)                      # (G, q, p + 1)
+            ldL2 = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum()
+            S = C.reshape(-1, p + 1)
+        aug = s.AtA - S.T @ S
+        try:
+            R = np.linalg.cholesky(aug)
+        except np.linalg.LinAlgError:
+            return None
+        RX = R[:p, :p]
+        r2 = float(R[p, p]) ** 2
+        if not (r2 > 0 and np.isfinite(r2)):
+            return None
+        ldRX2 = 2.0 * np.log(np.diag(RX)).sum()
+        if self.reml:
+            df = s.n - p
+            crit = ldL2 + ldRX2 + df * (1.0 + math.log(2.0 * math.pi * r2 / df)) - s.sum_log_w
+        else:
+            df = s.n
+            crit = ldL2 + df * (1.0 + math.log(2.0 * math.pi * r2 / df)) - s.sum_log_w
+        if not np.isfinite(crit):
+            return None
+        beta = linalg.solve_triangular(RX.T, R[p, :p], lower=False)
+        return _Solution(theta=theta.copy(), criterion=float(crit), beta=beta, RX=RX, r2=r2,
+                         sigma2=r2 / df, lam=lam, L=L, C=C)
+
+    def __call__(self, theta: np.ndarray) -> float:
+        sol = self.solve(np.atleast_1d(theta))
+        return math.inf if sol is None else sol.criterion
+
+    def gradient(self, sol: _Solution) -> np.ndarray:
+        """Analytic gradient of the criterion with respect to theta, at a solution.
+
+        With ``V_g = I + Z_g Lambda Lambda' Z_g'`` (rows scaled by sqrt(w)) and
+        ``dV_g/dtheta_k = Z_g D_k Z_g'``, ``D_k = E_k Lambda' + Lambda E_k'``::
+
+            d crit / d theta_k = <D_k, S>,   S = sum_g [Z_g'V_g^-1 Z_g
+                                   - (REML) Q_g (X'V^-1 X)^-1 Q_g' - (df / r^2) s_g s_g']
+
+        with ``Q_g = Z_g'V_g^-1 X_g`` and ``s_g = Z_g'V_g^-1 (y_g - X_g beta-hat)`` (the last
+        term by the envelope theorem), and ``<D_k, S> = 2 (S Lambda)[i_k, j_k]``.  Unlike
+        differences of criterion values, it has no cancellation, so the optimum is located
+        to near machine precision.
+
+        Returns
+        -------
+        array, shape (q (q + 1) / 2,)
+        """
+        s = self.s
+        p, q = s.p, s.q
+        lam, L, C = sol.lam, sol.L, sol.C
+        if q == 1:
+            d = L[:, 0, 0] ** 2                                   # 1 + theta^2 z'z
+            W = s.ZtA[:, 0, :] / d[:, None]                       # Z'V^-1 [X y]
+            P = s.ZtZ[:, 0, :] / d[:, None]                       # Z'V^-1 Z, (G, 1)
+            W = W[:, None, :]
+            P = P[:, :, None]
+        else:
+            W = s.ZtA - s.ZtZ @ (lam @ _solve_lower_t(L, C))
+            T = _solve_lower(L, lam.T @ s.ZtZ)
+            P = s.ZtZ - np.swapaxes(T, 1, 2) @ T
+        Q = W[:, :, :p]
+        e = W[:, :, p] - Q @ sol.beta                             # (G, q)
+        df = s.n - p if self.reml else s.n
+        S = P.sum(axis=0) - (df / sol.r2) * (e.T @ e)
+        if self.reml:
+            RXinv = linalg.solve_triangular(sol.RX, np.eye(p), lower=True)
+            Y = np.swapaxes(Q @ RXinv.T, 0, 1).reshape(q, -1)      # (q, G p)
+            S -= Y @ Y.T
+        r, c = _tri_index(q)
+        return 2.0 * (S @ lam)[r, c]
+
+    def value_and_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        sol = self.solve(np.atleast_1d(theta))
+        if sol is None:
+            return math.inf, np.full(np.size(theta), np.nan)
+        return sol.criterion, self.gradient(sol)
+
+    def grad(self, theta: np.ndarray) -> np.ndarray:
+        return self.value_and_grad(theta)[1]
+
+
+# --- optimisation ----------------------------------------------------------------------------
+
+@dataclass
+class _Opt:
+    theta: np.ndarray
+    criterion: float
+    converged: bool
+    note: str
+
+
+def _better(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Is (theta, crit) ``a`` better than ``b``: a lower criterion, ties within rounding
+    going to the smaller theta (the simpler model)."""
+    noise = 1e-12 * max(1.0, abs(b[1]))
+    return a[1] < b[1] - noise or (abs(a[1] - b[1]) <= noise and a[0] < b[0])
+
+
+def _optimise_q1(f: _Profile, tol: float) -> _Opt:
+    """q = 1: bounded Brent search on [0, upper], a root of the analytic gradient, theta = 0.
+
+    ``upper`` is found by expanding from lme4's start theta = 1 by factors of 4 until the
+    criterion rises.  Brent locates the minimum to the criterion's rounding noise; it is then
+    polished to ``tol`` as the root of the analytic gradient (bracketed, ``brentq``).
+    """
+    def fun(t: float) -> float:
+        return f(np.array([t]))
+
+    def grad(t: float) -> float:
+        return float(f.grad(np.array([t]))[0])
+
+    f1 = fun(1.0)
+    hi_t, f_hi = 1.0, f1
+    best = (1.0, f1)
+    while True:
+        t = hi_t * 4.0
+        ft = fun(t)
+        if ft < best[1]:
+            best = (t, ft)
+        if not ft < f_hi or t >= THETA_MAX:
+            hi_t = t
+            break
+        hi_t, f_hi = t, ft
+    res = optimize.minimize_scalar(fun, bounds=(0.0, hi_t), method="bounded",
+                                   options={"xatol": tol, "maxiter": 1000})
+    cand = (float(res.x), float(res.fun))
+    if not _better(cand, best):
+        cand = best
+    converged, note = bool(res.success), ("" if res.success else str(res.message))
+    # polish: the root of the gradient near Brent's point
+    tb = cand[0]
+    if tb > 0 and np.isfinite(cand[1]):
+        width = 1e-6 * tb
+        for _ in range(12):
+            a, b = max(tb - width, 0.0), min(tb + width, hi_t)
+            ga, gb = grad(a), grad(b)
+            if ga < 0 < gb:
+                root = optimize.brentq(grad, a, b, xtol=tol * 1e-3, rtol=1e-15, maxiter=200)
+                fr = fun(root)
+                if fr <= cand[1] + 1e-10 * max(1.0, abs(cand[1])):
+                    cand, converged, note = (root, fr), True, ""
+                break
+            width *= 8.0
+    zero = (0.0, fun(0.0))
+    finite = [c for c in (cand, zero) if np.isfinite(c[1])]
+    if not finite:
+        raise ModelError("the REML/ML criterion is not finite anywhere tried "
+                         "(theta = 0, 1 and the bounded search)")
+    t_best, f_best = zero if (np.isfinite(zero[1]) and not _better(cand, zero)) else cand
+    if t_best == 0.0:
+        converged, note = True, ""
+    if t_best >= 0.999 * THETA_MAX:
+        converged = False
+        note = ("no finite optimum: the random-effect variance grows without bound "
+                "relative to the residual variance")
+    return _Opt(np.array([t_best]), f_best, converged, note)
+
+
+def _newton_polish(fun: Callable[[np.ndarray], float], grad: Callable[[np.ndarray], np.ndarray],
+                   x: np.ndarray, lower: np.ndarray, tol: float,
+                   maxiter: int = 50) -> tuple[np.ndarray, float, bool]:
+    """Projected Newton steps: analytic gradient, Hessian by central differences of it.
+
+    Coordinates at their lower bound whose gradient points outwards stay fixed.  A step is
+    taken when it lowers the criterion, or leaves it equal within rounding while lowering the
+    gradient (near the optimum the criterion is flat to rounding).
+
+    Returns
+    -------
+    x, f(x), converged
+        ``converged``: the last Newton step was below ``tol`` relative, or below 1e-7
+        relative when the criterion's rounding noise stopped the iteration.
+    """
+    x = np.maximum(x, lower)
+    fx, gx = fun(x), grad(x)
+    k = x.size
+    last = math.inf
+    for _ in range(maxiter):
+        free = ~((x <= lower) & (gx >= 0))
+        if not free.any():
+            return x, fx, True
+        h = 1e-5 * np.maximum(np.abs(x), 1e-2)
+        H = np.zeros((k, k))
+        for i in np.flatnonzero(free):
+            e = np.zeros(k)
+            e[i] = h[i]
+            H[:, i] = (grad(x + e) - grad(x - e)) / (2 * h[i])
+        Hf = H[np.ix_(free, free)]
+        Hf = (Hf + Hf.T) / 2
+        w, V = np.linalg.eigh(Hf)
+        floor = 1e-10 * max(float(np.abs(w).max()), 1e-300)
+        w = np.maximum(np.abs(w), floor)
+        step = np.zeros(k)
+        step[free] = -(V @ ((V.T @ gx[free]) / w))
+        size = float(np.max(np.abs(step)) / (1.0 + np.max(np.abs(x))))
+        last = size
+        if size < tol:
+            return x, fx, True
+        gnorm = float(np.linalg.norm(gx[free]))
+        t = 1.0
+        moved = False
+        while t > 1e-8:
+            xn = np.maximum(x + t * step, lower)
+            fn = fun(xn)
+            if fn < fx - 1e-13 * max(1.0, abs(fx)):
+                moved = True
+            elif fn <= fx + 1e-12 * max(1.0, abs(fx)):
+                gn = grad(xn)
+                fr = ~((xn <= lower) & (gn >= 0))
+                moved = bool(np.linalg.norm(gn[fr]) < gnorm)
+            if moved:
+                break
+            t *= 0.5
+        if not moved:
+            return x, fx, last < 1e-7
+        x, fx, gx = xn, fn, grad(xn)
+    return x, fx, last < 1e-7
+
+
+def _optimise_free(f: _Profile, q: int, free: np.ndarray, tol: float) -> _Opt:
+    """Minimise over the theta elements in ``free`` (the others held at 0)."""
+    r, c = _tri_index(q)
+    k = r.size
+    lower_all = np.where(r == c, 0.0, -np.inf)
+
+    def embed(z: np.ndarray) -> np.ndarray:
+        th = np.zeros(k)
+        th[free] = z
+        return th
+
+    def fun(z: np.ndarray) -> float:
+        return f(embed(z))
+
+    def grad(z: np.ndarray) -> np.ndarray:
+        return f.grad(embed(z))[free]
+
+    def fg(z: np.ndarray) -> tuple[float, np.ndarray]:
+        v, g = f.value_and_grad(embed(z))
+        return v, g[free]
+
+    x0 = np.where(r == c, 1.0, 0.0)[free]          # lme4's start: Lambda = I
+    lower = lower_all[free]
+    if x0.size == 0:
+        return _Opt(np.zeros(k), f(np.zeros(k)), True, "")
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    diag = np.flatnonzero((r == c)[free])
+    x = x0
+    for _ in range(1 + diag.size):
+        res = optimize.minimize(fg, x, method="L-BFGS-B", jac=True, bounds=bounds,
+                                options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 2000})
+        if not np.isfinite(res.fun):
+            raise ModelError(f"the optimiser failed: criterion not finite ({res.message})")
+        x = np.asarray(res.x, dtype=float)
+        # The criterion is even in each diagonal element of Lambda, so its gradient there is
+        # 0 at the bound: a diagonal element stuck at 0 may be a saddle.  Move it off the
+        # bound if the criterion falls that way, and restart.
+        kicked = False
+        for i in diag:
+            if x[i] <= 0:
+                xi = x.copy()
+                xi[i] = 1e-3 * max(1.0, float(np.max(np.abs(x))))
+                if grad(xi)[i] < 0:
+                    x, kicked = xi, True
+        if not kicked:
+            break
+    x, fx, ok = _newton_polish(fun, grad, x, lower, tol)
+    note = "" if ok else (f"Newton polish did not settle after L-BFGS-B ({res.message}); "
+                          "the optimum may be inaccurate")
+    return _Opt(embed(x), fx, ok, note)
+
+
+def _optimise(f: _Profile, q: int, tol: float) -> _Opt:
+    """Global fit plus every boundary fit (each variance dropped, and all); the best wins."""
+    if q == 1:
+        return _optimise_q1(f, tol)
+    r, c = _tri_index(q)
+    k = r.size
+    cands = [_optimise_free(f, q, np.ones(k, dtype=bool), tol)]
+    for j in range(q):
+        free = (r != j) & (c != j)                    # drop row and column j of Lambda
+        cands.append(_optimise_free(f, q, free, tol))
+    cands.append(_Opt(np.zeros(k), f(np.zeros(k)), True, ""))
+    finite = [o for o in cands if np.isfinite(o.criterion)]
+    if not finite:
+        raise ModelError("the REML/ML criterion is not finite at any candidate optimum")
+    best = min(finite, key=lambda o: o.criterion)
+    # a fit within rounding of the best with fewer non-zero parameters is preferred (simpler)
+    near = [o for o in finite
+            if o.criterion <= best.criterion + 1e-12 * max(1.0, abs(best.criterion))]
+    return min(near, key=lambda o: (np.count_nonzero(o.theta), o.criterion))
+
+
+# --- result ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LMMFit:
+    """A fitted linear mixed model with one grouping factor.
+
+    Attributes
+    ----------
+    fixed : Series, shape (p,)
+        beta-hat, in units of y; index = fixed-effect names.
+    fixed_se : Series, shape (p,)
+        Standard errors, ``sqrt(diag(vcov))``.
+    vcov : DataFrame, shape (p, p)
+        ``sigma^2 (R_X R_X')^-1``, as lme4's ``vcov()``.
+    sigma2 : float
+        Residual variance for an observation of weight 1 (y units squared).
+    cov_re : DataFrame, shape (q, q)
+        Covariance of the random effects ``sigma^2 Lambda Lambda'``; index/columns = names.
+    theta : array, shape (q (q + 1) / 2,)
+        lme4's theta (column-major lower triangle of Lambda).
+    criterion : float
+        lme4's ``REMLcrit()`` (REML) or ``deviance()`` (ML) at the optimum.
+    loglike : float
+        ``-criterion / 2``: the restricted (REML) or ordinary log-likelihood.
+    reml : bool
+    n_obs, n_groups : int
+    converged : bool
+    boundary : bool
+        Some diagonal element of Lambda is below :data:`BOUNDARY_TOL` (a variance is 0, or the
+        covariance is singular); ``message`` says which.
+    message : str
+    ranef : DataFrame, shape (G, q)
+        Conditional modes ``b_g = Lambda u_g``; index = group labels (sorted).
+    ranef_sd : DataFrame, shape (G, q)
+        Conditional SDs: square roots of the diagonal of ``sigma^2 Lambda M_g^-1 Lambda'``
+        (lme4's ``condVar``).
+    group_n : Series, shape (G,)
+        Observations per group.
+    statsmodels_check : float or None
+        ``|loglike - (statsmodels MixedLM.loglike + sum(log w) / 2)|`` at the checked theta
+        (see :func:`fit_lmm`); None when not checked.
+    group : str
+        Name of the grouping variable.
+    intercept : str or None
+        Name of the random intercept (a constant-one column of Z), if any.
+    evaluations : int
+        Criterion evaluations used.
+    """
+
+    fixed: pd.Series
+    fixed_se: pd.Series
+    vcov: pd.DataFrame
+    sigma2: float
+    cov_re: pd.DataFrame
+    theta: np.ndarray
+    criterion: float
+    loglike: float
+    reml: bool
+    n_obs: int
+    n_groups: int
+    converged: bool
+    boundary: bool
+    message: str
+    ranef: pd.DataFrame
+    ranef_sd: pd.DataFrame
+    group_n: pd.Series
+    statsmodels_check: float | None
+    group: str = "group"
+    intercept: str | None = None
+    evaluations: int = 0
+
+    def icc(self) -> float | None:
+        """Intraclass correlation ``tau2 / (tau2 + sigma2)`` for a random-intercept model.
+
+        Returns
+        -------
+        float or None
+            None unless ``q == 1`` and the random effect is an intercept.
+        """
+        if self.cov_re.shape[0] != 1 or self.intercept is None:
+            return None
+        tau2 = float(self.cov_re.iloc[0, 0])
+        return tau2 / (tau2 + self.sigma2)
+
+    def to_estimates(self, *, model: str, outcome: str, year: int | None = None,
+                     subset: str = "all", level: str = "school",
+                     group_level: str = "municipality", ranef: bool = True) -> pd.DataFrame:
+        """Rows of the project's ESTIMATES table (:data:`ESTIMATES_COLUMNS`).
+
+        Terms: ``coef:<name>`` per fixed effect (SE, 95% normal CI; level ``level``, n =
+        observations); ``var:<group_level>`` (random intercept), ``var:<group_level>:<re>``,
+        ``cov:<group_level>:<re1>:<re2>`` (``intercept`` for the random intercept; level
+        ``group_level``, n = groups); ``var:residual`` (level ``level``, n = observations);
+        ``icc`` (q = 1 with an intercept; level ``group_level``, n = groups).  Variance rows
+        have no SE (``reason`` "no_standard_error", or "boundary" on a boundary fit).  With
+        ``ranef``: one row per group (level ``group_level``, term = group label, estimate =
+        conditional mode of the intercept, or of the first random effect without one;
+        std_error = conditional SD; CI = +-1.96 SD; n = observations in the group).
+
+        Returns
+        -------
+        DataFrame
+            Columns :data:`ESTIMATES_COLUMNS` with dtypes :data:`ESTIMATES_DTYPES`.
+        """
+        rows: list[dict] = []
+
+        def add(lvl: str, term: str, est: float | None, se: float | None, n: int,
+                reason: str = "", ci: bool = True) -> None:
+            if est is not None and not math.isfinite(est):
+                est, reason = None, reason or "not_finite"
+            if se is not None and not math.isfinite(se):
+                se, reason = None, reason or "no_standard_error"
+            lo = hi = None
+            if ci and est is not None and se is not None:
+                lo, hi = est - Z95 * se, est + Z95 * se
+            rows.append({"level": lvl, "term": term, "estimate": est, "std_error": se,
+                         "ci_low": lo, "ci_high": hi, "n": n, "reason": reason})
+
+        for name in self.fixed.index:
+            add(level, f"coef:{name}", float(self.fixed[name]), float(self.fixed_se[name]),
+                self.n_obs)
+        names = list(self.cov_re.index)
+        label = {nm: ("intercept" if nm == self.intercept else nm) for nm in names}
+        var_reason = "boundary" if self.boundary else "no_standard_error"
+        for i, a in enumerate(names):
+            term = f"var:{group_level}" if a == self.intercept else \
+                f"var:{group_level}:{label[a]}"
+            add(group_level, term, float(self.cov_re.iloc[i, i]), None, self.n_groups,
+                var_reason)
+        for i, a in enumerate(names):
+            for j in range(i + 1, len(names)):
+                b = names[j]
+                first, second = (b, a) if b == self.intercept else (a, b)
+                add(group_level, f"cov:{group_level}:{label[first]}:{label[second]}",
+                    float(self.cov_re.iloc[i, j]), None, self.n_groups, var_reason)
+        add(level, "var:residual", self.sigma2, None, self.n_obs, "no_standard_error")
+        icc = self.icc()
+        if icc is not None:
+            add(group_level, "icc", icc, None, self.n_groups, var_reason)
+        out = pd.DataFrame(rows)
+        if ranef:
+            col = self.intercept if self.intercept is not None else names[0]
+            modes = self.ranef[col].to_numpy(dtype="float64")
+            sds = self.ranef_sd[col].to_numpy(dtype="float64")
+            out = pd.concat([out, pd.DataFrame({
+                "level": group_level, "term": self.ranef.index.astype(str),
+                "estimate": modes, "std_error": sds, "ci_low": modes - Z95 * sds,
+                "ci_high": modes + Z95 * sds,
+                "n": self.group_n.reindex(self.ranef.index).to_numpy(dtype="int64"),
+                "reason": "boundary" if self.boundary else ""})], ignore_index=True)
+        out.insert(0, "model", model)
+        out.insert(1, "outcome", outcome)
+        out.insert(2, "year", year)
+        out.insert(3, "subset", subset)
+        return estimates.make(out.to_dict("records"))
+
+
+# --- statsmodels cross-check -----------------------------------------------------------------
+
+def _statsmodels_loglike(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray,
+                         beta: np.ndarray, cov_re_rel: np.ndarray, reml: bool) -> float:
+    """statsmodels ``MixedLM.loglike`` (scale profiled out, ``profile_fe=False``).
+
+    Parameters
+    ----------
+    y, X, Z : arrays, shapes (n,), (n, p), (n, q)
+        Rows already multiplied by ``sqrt(w)``.
+    codes : int array, shape (n,)
+    beta : array, shape (p,)
+        GLS estimate at this covariance (then statsmodels' quadratic form is lme4's r^2).
+    cov_re_rel : array, shape (q, q)
+        Random-effect covariance in units of the residual variance (``Lambda Lambda'``),
+        non-singular.
+    reml : bool
+    """
+    from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MixedLM(y, X, groups=codes, exog_re=Z)
+        model.reml = reml
+        model.cov_pen = None        # set by MixedLM.fit; no penalty
+        model.fe_pen = None
+        params = MixedLMParams.from_components(fe_params=beta, cov_re=cov_re_rel)
+        return float(model.loglike(params, profile_fe=False))
+
+
+def _cross_check(f: _Profile, sol: _Solution, y: np.ndarray, X: np.ndarray, Z: np.ndarray,
+                 codes: np.ndarray, reml: bool) -> float:
+    """|our log-likelihood - statsmodels' (+ sum(log w) / 2)| at the optimum, or near it.
+
+    statsmodels' profiled REML log-likelihood at ``beta-hat(theta)`` is
+    ``-(log|V| + log|X'V^-1 X| + (n - p) [1 + log(2 pi qf / (n - p))]) / 2`` with
+    ``V = I + Z Lambda Lambda' Z'`` per group and ``qf = r^2``: exactly ``-d_R / 2`` since
+    ``|V| = |L|^2`` and ``X'V^-1 X = R_X R_X'``; likewise ML.  On rows scaled by ``sqrt(w)``
+    it lacks lme4's ``-sum(log w)``, so ours = statsmodels + sum(log w) / 2.  statsmodels
+    inverts the covariance, so at a boundary optimum (singular ``Lambda Lambda'``) the
+    comparison is made at theta with its small diagonal elements raised to 0.5.
+    """
+    q = f.s.q
+    r, c = _tri_index(q)
+    th = sol.theta.copy()
+    diag = r == c
+    if np.any(th[diag] < BOUNDARY_TOL):
+        th[diag & (th < BOUNDARY_TOL)] = 0.5
+        at = f.solve(th)
+        if at is None:
+            raise ModelError("cross-check: the criterion is not defined near the optimum")
+    else:
+        at = sol
+    ours = -at.criterion / 2.0
+    lam = at.lam
+    theirs = _statsmodels_loglike(y, X, Z, codes, at.beta, lam @ lam.T, reml)
+    gap = abs(ours - (theirs + f.s.sum_log_w / 2.0))
+    if not np.isfinite(gap) or gap > CHECK_RTOL * max(1.0, abs(ours)):
+        raise ModelError(
+            f"cross-check failed: our {'REML' if reml else 'ML'} log-likelihood {ours:.10g} "
+            f"and statsmodels' {theirs + f.s.sum_log_w / 2.0:.10g} (after adding "
+            f"sum(log w)/2) differ by {gap:.3g} at theta = {np.round(th, 6).tolist()}")
+    return float(gap)
+
+
+# --- fitting ---------------------------------------------------------------------------------
+
+def _as_float(name: str, v, n: int | None = None) -> np.ndarray:
+    if isinstance(v, pd.Series | pd.DataFrame):
+        try:
+            a = v.to_numpy(dtype=float, na_value=np.nan)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{name} must be numeric: {e}") from e
+    else:
+        a = np.asarray(v, dtype=float)
+    if n is not None and a.shape[0] != n:
+        raise ValueError(f"{name} has {a.shape[0]} rows, expected {n}")
+    if not np.all(np.isfinite(a)):
+        bad = np.flatnonzero(~np.isfinite(a).reshape(a.shape[0], -1).all(axis=1))
+        raise ValueError(f"{name} has missing or infinite values (rows {bad[:10].tolist()}"
+                         f"{' ...' if bad.size > 10 else ''}); drop or impute them first")
+    return a
+
+
+def _boundary_message(lam: np.ndarray, names: Sequence[str]) -> str:
+    parts = []
+    q = lam.shape[0]
+    for j in range(q):
+        if lam[j, j] < BOUNDARY_TOL:
+            if np.all(np.abs(lam[j, :j]) < BOUNDARY_TOL):
+                zero = lam[j, j] == 0 and np.all(lam[j, :j] == 0)
+                parts.append(f"the variance of random effect '{names[j]}' is "
+                             + ("0" if zero else f"near 0 (SD < {BOUNDARY_TOL:g} sigma)"))
+            else:
+                others = ", ".join(f"'{names[i]}'" for i in range(j))
+                parts.append(f"random effect '{names[j]}' is perfectly correlated with "
+                             f"{others} (singular covariance)")
+    return "boundary (singular) fit: " + "; ".join(parts)
+
+
+def _prepare(y, X: pd.DataFrame, groups, Z: pd.DataFrame | None, weights):
+    """Validated float arrays, group codes (of sorted labels) and the Z used."""
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError("X must be a DataFrame (its columns name the fixed effects)")
+    n = len(X)
+    yv = _as_float("y", y, n).reshape(-1)
+    Xv = _as_float("X", X, n)
+    if Z is None:
+        Z = pd.DataFrame({"Intercept": np.ones(n)}, index=X.index)
+    if not isinstance(Z, pd.DataFrame):
+        raise TypeError("Z must be a DataFrame (its columns name the random effects)")
+    Zv = _as_float("Z", Z, n)
+    if Zv.shape[1] < 1:
+        raise ValueError("Z has no columns: a mixed model needs at least one random effect")
+    w = None
+    if weights is not None:
+        w = _as_float("weights", weights, n).reshape(-1)
+        if np.any(w <= 0):
+            raise ValueError("weights must be > 0 (drop observations with weight 0)")
+    g = groups.reset_index(drop=True) if isinstance(groups, pd.Series) else \
+        pd.Series(np.asarray(groups))
+    if len(g) != n:
+        raise ValueError(f"groups has {len(g)} rows, expected {n}")
+    if g.isna().any():
+        raise ValueError(f"groups has missing labels (rows "
+                         f"{np.flatnonzero(g.isna().to_numpy())[:10].tolist()})")
+    codes, labels = pd.factorize(g, sort=True)
+    G = len(labels)
+    p = Xv.shape[1]
+    if G < 2:
+        raise ValueError(f"a mixed model needs at least 2 groups, got {G}")
+    if p >= n:
+        raise ValueError(f"p >= n: {p} fixed effects for {n} observations")
+    if p == 0:
+        raise ValueError("X has no columns (add a constant for an intercept)")
+    _check_rank(Xv, [str(c) for c in X.columns], w)
+    return yv, Xv, Zv, w, codes.astype(np.intp), labels, Z
+
+
+def criterion_at(y, X: pd.DataFrame, groups, Z: pd.DataFrame | None = None, *, theta,
+                 weights=None, reml: bool = True) -> float:
+    """lme4's REML criterion (or ML deviance) at a given theta, without optimising.
+
+    Parameters as :func:`fit_lmm`; ``theta`` : array, shape (q (q + 1) / 2,), lme4's order.
+
+    Returns
+    -------
+    float
+        ``REMLcrit()`` / ``deviance()`` of lme4 at ``theta`` (``inf`` where undefined).
+    """
+    yv, Xv, Zv, w, codes, _, _ = _prepare(y, X, groups, Z, weights)
+    theta = np.asarray(theta, dtype=float).reshape(-1)
+    q = Zv.shape[1]
+    if theta.size != q * (q + 1) // 2:
+        raise ValueError(f"theta has {theta.size} elements, expected {q * (q + 1) // 2}")
+    return _Profile(_sums(yv, Xv, Zv, codes, w), reml)(theta)
+
+
+def fit_lmm(y, X: pd.DataFrame, groups, Z: pd.DataFrame | None = None, *, weights=None,
+            reml: bool = True, check: bool = True, tol: float = 1e-10) -> LMMFit:
+    """Fit ``y = X beta + Z b_g + e`` with one grouping factor by profiled REML or ML.
+
+    Parameters
+    ----------
+    y : array-like, shape (n,)
+        Outcome (finite).
+    X : DataFrame, shape (n, p)
+        Fixed-effect design, including the constant if wanted; full column rank.
+    groups : array-like, shape (n,)
+        Group labels (no missing values; at least 2 groups).  Results are ordered by the
+        sorted labels.
+    Z : DataFrame, shape (n, q), optional
+        Random-effect design; default a random intercept (one column ``Intercept``).
+    weights : array-like, shape (n,), optional
+        Prior weights ``w_i > 0``: residual variance ``sigma^2 / w_i`` (lme4's ``weights``).
+    reml : bool
+        REML (default) or maximum likelihood.
+    check : bool
+        Cross-check the criterion against statsmodels ``MixedLM.loglike`` at the optimum
+        (O(n); at a boundary optimum, at a nearby non-singular theta) and raise
+        :class:`ModelError` if they differ by more than :data:`CHECK_RTOL` relative.
+    tol : float
+        Tolerance on theta: Brent's ``xatol`` and the gradient root's ``xtol`` (x 1e-3) for
+        q = 1; the last Newton step, relative, for q >= 2.
+
+    Returns
+    -------
+    LMMFit
+
+    Raises
+    ------
+    ValueError
+        Missing/infinite values, non-positive weights, fewer than 2 groups, ``p >= n``, or a
+        rank-deficient ``X``.
+    ModelError
+        The optimiser found no finite optimum, or the statsmodels cross-check disagrees.
+
+    Notes
+    -----
+    q = 1: bounded Brent search of theta in [0, upper] (upper found by expanding from lme4's
+    start theta = 1 by factors of 4), polished as the root of the analytic gradient; then
+    theta = 0 is evaluated as well and the better kept (ties within rounding go to 0).
+    q >= 2: L-BFGS-B with the analytic gradient from lme4's start Lambda = I (a diagonal
+    element stuck at 0 where the criterion falls off the bound is moved off it and the
+    search restarted), polished by projected Newton steps (Hessian from differences of the
+    analytic gradient); every fit with one variance dropped (row and column of Lambda at 0)
+    and the fit with all dropped are optimised too, and the best kept.
+
+    The criterion is computed from sums, so its rounding noise is about 1e-13 relative; the
+    gradient has no such cancellation, which is why the optimum is located through it (lme4's
+    derivative-free BOBYQA stops at ``xtol_rel = 1e-4`` by default, so lme4's own estimates
+    can differ from the exact optimum by more than ours do).
+
+    Nothing is silent: a boundary fit sets ``boundary`` and says in ``message`` which
+    variance is 0 (or which random effect is perfectly correlated with the others); a fit
+    that did not converge sets ``converged = False``, says why in ``message`` and issues a
+    ``RuntimeWarning``.
+    """
+    yv, Xv, Zv, w, codes, labels, Z = _prepare(y, X, groups, Z, weights)
+    n, p = Xv.shape
+    q = Zv.shape[1]
+    G = len(labels)
+    prof = _Profile(_sums(yv, Xv, Zv, codes, w), reml)
+    opt = _optimise(prof, q, tol)
+    sol = prof.solve(opt.theta)
+    if sol is None or not np.isfinite(opt.criterion):
+        raise ModelError("the optimiser ended where the criterion is not defined")
+
+    fixed_names = [str(c) for c in X.columns]
+    re_names = [str(c) for c in Z.columns]
+    RXinv = linalg.solve_triangular(sol.RX, np.eye(p), lower=True)
+    vcov = sol.sigma2 * (RXinv.T @ RXinv)
+    cov_re = sol.sigma2 * (sol.lam @ sol.lam.T)
+    # conditional modes and variances
+    Cx, cy = sol.C[:, :, :p], sol.C[:, :, p]
+    v = cy - Cx @ sol.beta                                              # (G, q)
+    u = _solve_lower_t(sol.L, v[:, :, None])[:, :, 0]
+    b = u @ sol.lam.T
+    T = _solve_lower(sol.L, np.broadcast_to(sol.lam.T, (G, q, q)))       # L_g^-1 Lambda'
+    sd = np.sqrt(sol.sigma2 * (T ** 2).sum(axis=1))
+
+    lam_diag = np.diag(sol.lam)
+    boundary = bool(np.any(lam_diag < BOUNDARY_TOL))
+    msgs = []
+    if not opt.converged:
+        msgs.append("not converged: " + (opt.note or "optimiser stopped early"))
+    if boundary:
+        msgs.append(_boundary_message(sol.lam, re_names))
+    message = "; ".join(msgs) if msgs else "converged"
+    if not opt.converged:
+        warnings.warn(f"mixed model: {message}", RuntimeWarning, stacklevel=2)
+
+    gap = None
+    if check:
+        sw = np.ones(n) if w is None else np.sqrt(w)
+        gap = _cross_check(prof, sol, yv * sw, Xv * sw[:, None], Zv * sw[:, None], codes, reml)
+
+    intercept = next((nm for nm, col in zip(re_names, Zv.T, strict=True)
+                      if np.all(col == 1.0)), None)
+    idx = pd.Index(labels, name=getattr(groups, "name", None))
+    return LMMFit(
+        fixed=pd.Series(sol.beta, index=fixed_names, name="estimate"),
+        fixed_se=pd.Series(np.sqrt(np.diag(vcov)), index=fixed_names, name="std_error"),
+        vcov=pd.DataFrame(vcov, index=fixed_names, columns=fixed_names),
+        sigma2=float(sol.sigma2),
+        cov_re=pd.DataFrame(cov_re, index=re_names, columns=re_names),
+        theta=sol.theta.copy(),
+        criterion=float(sol.criterion),
+        loglike=-float(sol.criterion) / 2.0,
+        reml=reml,
+        n_obs=n,
+        n_groups=G,
+        converged=opt.converged,
+        boundary=boundary,
+        message=message,
+        ranef=pd.DataFrame(b, index=idx, columns=re_names),
+        ranef_sd=pd.DataFrame(sd, index=idx, columns=re_names),
+        group_n=pd.Series(np.bincount(codes, minlength=G), index=idx, name="n"),
+        statsmodels_check=gap,
+        group=str(getattr(groups, "name", None) or "group"),
+        intercept=intercept,
+        evaluations=prof.evaluations,
+    )
+
+
+def _check_rank(X: np.ndarray, names: list[str], w: np.ndarray | None) -> None:
+    """Raise ValueError if X (weighted) is rank deficient: condition number above 1e6."""
+    Xw = X if w is None else X * np.sqrt(w)[:, None]
+    xtx = Xw.T @ Xw
+    d = np.sqrt(np.diag(xtx))
+    zero = d == 0
+    if zero.any():
+        raise ValueError("X has all-zero columns: "
+                         + ", ".join(n for n, z in zip(names, zero, strict=True) if z))
+    corr = xtx / np.outer(d, d)
+    ev, vec = np.linalg.eigh(corr)
+    if ev[0] <= 1e-12 * ev[-1]:
+        involved = [names[i] for i in np.flatnonzero(np.abs(vec[:, 0]) > 0.1)]
+        raise ValueError(f"X is rank deficient (collinear columns: {', '.join(involved)}); "
+                         "drop one of them")
+
+
+def fit_formula(data: pd.DataFrame, fixed: str, group: str, random: str = "1", *,
+                weights: str | None = None, reml: bool = True, check: bool = True,
+                tol: float = 1e-10) -> LMMFit:
+    """Fit a mixed model from patsy formulas (lme4's ``y ~ fixed + (random | group)``).
+
+    Parameters
+    ----------
+    data : DataFrame, shape (n, ...)
+    fixed : str
+        patsy formula of the outcome and fixed effects, e.g. ``"y ~ x1 + C(type) + x1:x2"``.
+    group : str
+        Column of group labels.
+    random : str
+        patsy right-hand side of the random effects: ``"1"`` (random intercept) or
+        ``"1 + ses_w"`` (intercept and slope); ``"0 + x"`` for a slope alone.
+    weights : str, optional
+        Column of prior weights (> 0).
+    reml, check, tol
+        As :func:`fit_lmm`.
+
+    Raises
+    ------
+    ValueError
+        A column is missing or has missing values (nothing is dropped silently), or as
+        :func:`fit_lmm`.
+    """
+    import patsy
+
+    for col in [group] + ([weights] if weights else []):
+        if col not in data.columns:
+            raise ValueError(f"column '{col}' is not in the data")
+    used = _formula_columns(data, fixed, random)
+    missing = [c for c in used + [group] + ([weights] if weights else [])
+               if data[c].isna().any()]
+    if missing:
+        raise ValueError(f"missing values in column(s) {', '.join(map(repr, missing))}: "
+                         "drop or impute those rows first (nothing is dropped silently)")
+    frame = data.copy(deep=False)
+    for c, col in _categorical_columns(data, used, f"{fixed} + {random}").items():
+        frame[c] = col
+    try:
+        # NA checks were done above on the columns; patsy's per-value NA scan is slow
+        na = patsy.NAAction(NA_types=[])
+        yd, Xd = patsy.dmatrices(fixed, frame, return_type="dataframe", NA_action=na)
+        Zd = patsy.dmatrix(random, frame, return_type="dataframe", NA_action=na)
+    except patsy.PatsyError as e:
+        raise ValueError(f"formula '{fixed}' / random '{random}': {e}") from e
+    if yd.shape[1] != 1:
+        raise ValueError(f"formula '{fixed}' must have one numeric outcome")
+    w = data[weights] if weights else None
+    return fit_lmm(yd.iloc[:, 0], Xd, data[group], Zd, weights=w, reml=reml, check=check,
+                   tol=tol)
+
+
+def _formula_columns(data: pd.DataFrame, *formulas: str) -> list[str]:
+    """Columns of ``data`` named in the formulas (as whole words)."""
+    import re
+
+    words = set()
+    for f in formulas:
+        words.update(re.findall(r"[A-Za-z_][A-Za-z0-9_.]*", f))
+    return [c for c in data.columns if isinstance(c, str) and c in words]
+
+
+def _categorical_columns(data: pd.DataFrame, used: list[str],
+                         formula: str) -> dict[str, pd.Series]:
+    """Used columns that patsy treats as categorical, as pandas Categoricals (fast in patsy).
+
+    Converted: non-numeric columns (strings, objects, booleans), and numeric columns that
+    appear only as ``C(column...)``.  Levels are sorted, as patsy sorts them, so the design
+    matrix and its column names are unchanged, and patsy's slow per-value handling of
+    strings is avoided.
+    """
+    import re
+
+    out = {}
+    for c in used:
+        col = data[c]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            continue
+        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            out[c] = col.astype("category")
+        else:
+            name = re.escape(c)
+            inside = len(re.findall(rf"\bC\(\s*{name}\s*[,)]", formula))
+            anywhere = len(re.findall(rf"(?<![A-Za-z0-9_.]){name}(?![A-Za-z0-9_.])", formula))
+            if inside and inside == anywhere:
+                out[c] = col.astype("category")
+    return out
