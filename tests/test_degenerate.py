@@ -19,7 +19,9 @@ from analysis.context.clusters import ContextClusters
 from analysis.context.index import SocialIndex, social_index_by_year
 from analysis.errors import InputError
 from analysis.ingest.io import InputWarning
-from analysis.models.gradient import Gradient, fit_gradient
+from analysis.models import estimates
+from analysis.models.gradients import gradient_stats
+from analysis.models.sample import check_sample
 from analysis.pipeline import run, stages
 from conftest import TINY_PARAMS, make_project
 
@@ -147,56 +149,39 @@ def sample(n: int, seed: int = 4) -> pd.DataFrame:
 
 def test_gradient_refuses_too_few_schools():
     with pytest.raises(InputError) as err:
-        fit_gradient(sample(5))
+        check_sample(sample(5))
     msg = str(err.value)
     for part in ("ses_link.min_schools", "= 10", "'5 schools'", "min_n", "params.yaml"):
         assert part in msg, (part, msg)
-    grad, _ = fit_gradient(sample(5), min_schools=5)
-    assert grad.n_schools == 5
+    check_sample(sample(5), min_schools=5)
     with pytest.raises(InputError, match=r"ses_link\.min_schools': got '2'.*>= 3"):
-        fit_gradient(sample(5), min_schools=2)
+        check_sample(sample(5), min_schools=2)
 
 
 @pytest.mark.parametrize("column", ["social_index", "quality_index"])
 def test_gradient_refuses_a_constant_index(column):
     with pytest.raises(InputError, match=f"column '{column}'.*same value"):
-        fit_gradient(sample(20).assign(**{column: 0.3}))
+        check_sample(sample(20).assign(**{column: 0.3}))
 
 
-def test_gradient_dict_has_no_nan_and_says_what_is_unavailable():
-    data = sample(3)
-    grad, fitted = fit_gradient(data, quadratic=True, min_schools=3)
-    d = grad.to_dict()
-    json.dumps(d, allow_nan=False)
-    # three schools leave no degrees of freedom for the squared term: linear headline
-    assert not d["quadratic_in_fit"] and d["quad"] is None and d["quad_se"] is None
-    assert d["unavailable"]["quad"] == "too_few_degrees_of_freedom"
-    assert np.isfinite(fitted["fitted"]).all()
-    two = pd.concat([sample(4), sample(4)]).assign(social_index=[0.0, 1.0] * 4)
-    d2 = fit_gradient(two, quadratic=True, min_schools=3)[0].to_dict()
-    json.dumps(d2, allow_nan=False)
-    assert d2["unavailable"] == {"quad": "too_few_distinct_index_values",
-                                 "quad_se": "too_few_distinct_index_values",
-                                 "quad_p": "too_few_distinct_index_values"}
-    assert fit_gradient(sample(30))[0].to_dict()["unavailable"] == {}
+def test_gradient_rows_have_no_nan_and_say_what_is_unavailable():
+    # three schools leave no degrees of freedom for the squared term
+    three = gradient_stats(sample(3).assign(municipality="a"), y="quality_index",
+                           min_schools=3, cov_type="HC1")
+    two = pd.concat([sample(4), sample(4)]).assign(social_index=[0.0, 1.0] * 4,
+                                                     municipality="a")
     # one school alone at x = 1 fits exactly: HC3 divides 0 by 0 for it
-    lone = sample(10).assign(social_index=[0.0] * 9 + [1.0])
-    d3 = fit_gradient(lone, cov_type="HC3")[0].to_dict()
-    json.dumps(d3, allow_nan=False)
-    assert d3["slope"] is not None and d3["slope_se"] is None
-    assert d3["unavailable"]["slope_se"] == "full_leverage_school"
-
-
-def test_gradient_to_dict_turns_any_non_finite_value_into_none():
-    grad = Gradient(slope=0.1, slope_se=float("nan"), slope_ci_low=float("-inf"),
-                    slope_ci_high=float("inf"), slope_p=0.5, intercept=0.4, r2=0.2, quad=0.0,
-                    quad_se=0.1, quad_p=0.9, n_schools=10, n_students=300, cov_type="HC3",
-                    quadratic_in_fit=False)
-    d = grad.to_dict()
-    json.dumps(d, allow_nan=False)
-    assert d["slope_se"] is None and d["slope_ci_low"] is None and d["slope_ci_high"] is None
-    assert d["unavailable"] == dict.fromkeys(("slope_se", "slope_ci_low", "slope_ci_high"),
-                                             "not_finite")
+    lone = sample(10).assign(social_index=[0.0] * 9 + [1.0], municipality="a")
+    for rows in (three, gradient_stats(two, y="quality_index", min_schools=3, cov_type="HC1"),
+                 gradient_stats(lone, y="quality_index", cov_type="HC3")):
+        estimates.validate(rows)
+        assert not rows[["estimate", "std_error", "ci_low", "ci_high"]].isna().any().any() or (
+            rows.loc[rows["estimate"].isna() | rows["std_error"].isna(), "reason"] != "").all()
+    curvature = two.pipe(gradient_stats, y="quality_index", min_schools=3, cov_type="HC1")
+    assert curvature.set_index("term").loc["curvature", "reason"] == (
+        "too_few_distinct_index_values")
+    assert lone.pipe(gradient_stats, y="quality_index", cov_type="HC3").set_index(
+        "term").loc["slope", "reason"] != ""
 
 
 # --- the stage writes the index warnings for the report -------------------------------------

@@ -39,9 +39,12 @@ def test_experiments_rerun_only_the_affected_stages(tmp_path, tiny_region):
     out = dvc(root, "exp", "run", "-S", "clusters.method=gmm", "-S", "clusters.k=4",
               "--name", "gmm4")
     assert ran(out) == {"02_context_clusters", "03_ses_link", "05_report"}, out
-    # the gradient's key: stages 03, 04 and the report; never 01 or 02
-    out = dvc(root, "exp", "run", "-S", "ses_link.quadratic=false", "--name", "linear")
+    # the expected-result model's key: stages 03, 04 and the report; never 01 or 02
+    out = dvc(root, "exp", "run", "-S", "ses_link.shape=linear", "--name", "linear")
     assert ran(out) == {"03_ses_link", "04_flags", "05_report"}, out
+    # a multilevel key: 03 and the report; the expected model (what 04 reads) is unchanged
+    out = dvc(root, "exp", "run", "-S", "multilevel.random_slope=true", "--name", "slope")
+    assert ran(out) == {"03_ses_link", "05_report"}, out
     # the report's own key: the report alone
     out = dvc(root, "exp", "run", "-S", "report.top_n=5", "--name", "short")
     assert ran(out) == {"05_report"}, out

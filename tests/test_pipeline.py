@@ -21,7 +21,8 @@ pytestmark = pytest.mark.pipeline
 
 BIN = Path(sys.executable).parent
 EVIL = '<b>Школа</b><script>alert("x")</script> & «Ко»'
-SECTIONS = ["report.summary", "report.distributions", "report.clusters", "report.gradient",
+SECTIONS = ["report.summary", "report.distributions", "report.clusters", "ses.title",
+            "ses.by_group", "ses.binomial", "ses.multilevel",
             "report.list_resilient", "report.list_shnor", "report.list_shnsu", "report.typology",
             "report.methods", "report.params_table", "report.exclusions"]
 

@@ -160,7 +160,7 @@ def test_a_region_with_only_scored_results_runs_end_to_end(tmp_path, tiny_region
     assert run.main(["--data", str(data), "--year", "2025", "--root", str(root)]) == 0
     folder = root / "reports" / f"{kind}-2025"
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics["gradient"]["n_schools"] >= 10 and metrics["accounting_balanced"]
+    assert metrics["ses"]["gradient"]["n_schools"] >= 10 and metrics["accounting_balanced"]
     assert metrics["counts"]["shnor"] >= 1  # the ШНОР rule works on scored procedures
     page = (folder / "report.html").read_text(encoding="utf-8")
     assert "не ниже минимального порога" in page  # the formula the index used is stated

@@ -78,7 +78,7 @@ def test_real_public_dataset_end_to_end(tmp_path):
     metrics = json.loads((root / "reports/nlschools-2025/metrics.json").read_text(
         encoding="utf-8"))
     assert metrics["counts"]["analysed"] == 131  # 133 classes, 2 with fewer than min_n=5
-    assert metrics["gradient"]["slope"] > 0 and metrics["accounting_balanced"]
+    assert metrics["ses"]["gradient"]["slope"] > 0 and metrics["accounting_balanced"]
 
 
 def test_check_only_validates_and_reports_repairs(tmp_path, capsys):

@@ -325,15 +325,23 @@ def test_a_failed_run_leaves_the_published_report_and_writes_its_note_apart(publ
 
 @pytest.mark.pipeline
 def test_a_full_disk_leaves_the_published_report_and_names_the_file(published):
-    """A real write error from the OS: the file size limit (RLIMIT_FSIZE) makes writing the
-    ~500 KB report.html fail with EFBIG (the executed notebooks before it are smaller), as a
-    full disk fails with ENOSPC."""
+    """A real write error from the OS: the file size limit (RLIMIT_FSIZE) makes writing
+    report.html fail with EFBIG (the executed notebooks and tables before it are smaller),
+    as a full disk fails with ENOSPC."""
     root, data, *_ = published
     folder = root / "reports" / "Экспорт А-2025"
     before = snapshot(folder)
+    # a limit between the largest file written before the report (an executed notebook or
+    # processed table of the last run) and the report itself
+    report_size = (folder / "report.html").stat().st_size
+    others = [p.stat().st_size for p in [*folder.rglob("*.ipynb"),
+                                         *(root / "data" / "processed").rglob("*")]
+              if p.is_file()]
+    assert max(others) < report_size
+    limit = (max(others) + report_size) // 2
 
     def small_disk():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     proc = subprocess.run(runner(root, data), capture_output=True, text=True, timeout=600,
                           preexec_fn=small_disk)

@@ -3,24 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from statsmodels.datasets import longley
 
-from analysis.models.gradient import analysis_sample, fit_gradient, weighted_ols
-
-# NIST StRD certified values for the Longley data (ordinary least squares).
-NIST_COEF = [-3482258.63459582, 15.0618722713733, -0.358191792925910e-01, -2.02022980381683,
-             -1.03322686717359, -0.511041056535807e-01, 1829.15146461355]
-NIST_SE = [890420.383607373, 84.9149257747669, 0.334910077722432e-01, 0.488399681651699,
-           0.214274163161675, 0.226073200069370, 455.478499142212]
-NIST_R2 = 0.995479004577296
-
-
-def test_weighted_ols_reproduces_nist_longley():
-    data = longley.load_pandas()
-    fit = weighted_ols(data.endog.to_numpy(), data.exog, cov_type="nonrobust")
-    np.testing.assert_allclose(fit.params.to_numpy(), NIST_COEF, rtol=1e-7)
-    np.testing.assert_allclose(fit.bse.to_numpy(), NIST_SE, rtol=1e-7)
-    assert fit.rsquared == pytest.approx(NIST_R2, rel=1e-10)
+from analysis.models.expected import ExpectedSpec, fit_expected
+from analysis.models.gradients import gradient_stats
+from analysis.models.sample import analysis_sample
 
 
 def hc3_by_hand(y, x, w):
@@ -34,34 +20,39 @@ def hc3_by_hand(y, x, w):
     return beta, np.sqrt(np.diag(bread @ meat @ bread))
 
 
+LINEAR = ExpectedSpec(terms=(), shape="linear", cov_type="HC3")
+
+
 def test_weighted_fit_and_hc3_errors_match_the_sandwich_formula():
     rng = np.random.default_rng(11)
     x = rng.normal(size=40)
     w = rng.integers(5, 200, size=40).astype(float)
     y = 0.5 + 0.08 * x + rng.normal(0, 1, 40) / np.sqrt(w)
     data = pd.DataFrame({"social_index": x, "quality_index": y, "n_students": w})
-    grad, fitted = fit_gradient(data, cov_type="HC3")
+    fit = fit_expected(data, LINEAR)
     beta, se = hc3_by_hand(y, x, w)
-    assert grad.intercept == pytest.approx(beta[0], rel=1e-10)
-    assert grad.slope == pytest.approx(beta[1], rel=1e-10)
-    assert grad.slope_se == pytest.approx(se[1], rel=1e-8)
-    assert grad.slope_ci_low == pytest.approx(beta[1] - 1.959963984540054 * se[1], rel=1e-8)
-    np.testing.assert_allclose(fitted["residual"], y - (beta[0] + beta[1] * x), atol=1e-12)
-    assert grad.n_students == int(w.sum()) and grad.n_schools == 40
+    slope, slope_se = fit.slope_at(0.0)
+    assert slope == pytest.approx(beta[1], rel=1e-10)
+    assert slope_se == pytest.approx(se[1], rel=1e-8)
+    np.testing.assert_allclose(fit.fitted["residual"], y - (beta[0] + beta[1] * x), atol=1e-12)
+    assert fit.n_students == int(w.sum()) and fit.n_schools == 40
 
 
 def test_exact_line_is_recovered_and_curvature_detected():
     x = np.linspace(-2, 2, 21)
-    line = pd.DataFrame({"social_index": x, "quality_index": 0.4 + 0.1 * x, "n_students": 30})
-    grad, _ = fit_gradient(line)
-    assert grad.slope == pytest.approx(0.1) and grad.r2 == pytest.approx(1.0)
-    assert grad.quad == pytest.approx(0.0, abs=1e-12)
+    line = pd.DataFrame({"social_index": x, "quality_index": 0.4 + 0.1 * x, "n_students": 30,
+                         "municipality": "a"})
+    rows = gradient_stats(line, y="quality_index", cov_type="HC3").set_index("term")
+    assert rows.loc["slope", "estimate"] == pytest.approx(0.1)
+    assert rows.loc["r2", "estimate"] == pytest.approx(1.0)
+    assert rows.loc["curvature", "estimate"] == pytest.approx(0.0, abs=1e-12)
     curved = line.assign(quality_index=0.4 + 0.1 * x + 0.02 * x**2)
-    grad_q, fitted = fit_gradient(curved, quadratic=True)
-    assert grad_q.quad == pytest.approx(0.02) and grad_q.quadratic_in_fit
-    np.testing.assert_allclose(fitted["residual"], 0.0, atol=1e-12)
-    with pytest.raises(ValueError, match="cov_type"):
-        fit_gradient(line, cov_type="HC9")
+    rows = gradient_stats(curved, y="quality_index", cov_type="HC3").set_index("term")
+    assert rows.loc["curvature", "estimate"] == pytest.approx(0.02)
+    # the quadratic expected model is exact inside its support (the whole range here)
+    fit = fit_expected(curved, ExpectedSpec(terms=(), shape="quadratic", support=(0, 1),
+                                            cov_type="HC3"))
+    np.testing.assert_allclose(fit.fitted["residual"], 0.0, atol=1e-12)
 
 
 def test_analysis_sample_books_every_school_it_leaves_out():
@@ -83,14 +74,12 @@ def test_cluster_term_gives_the_within_cluster_slope():
     # quality = 0.1 * index + 0.5 in cluster 2: the clusters differ in both, so the plain
     # slope mixes the two; with the cluster term the slope is the within-cluster 0.1
     x = np.array([-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5])
-    cluster = pd.Series(np.repeat([1, 2], 6), name="cluster")
-    data = pd.DataFrame({"social_index": x, "n_students": 20,
-                         "quality_index": 0.3 + 0.1 * x + 0.5 * (cluster == 2)})
-    plain, _ = fit_gradient(data, cov_type="HC1")
-    within, fitted = fit_gradient(data, cov_type="HC1", groups=cluster)
-    assert plain.slope > 0.2
-    assert within.slope == pytest.approx(0.1, abs=1e-10)
-    assert within.controls == ("cluster",) and plain.controls == ()
-    np.testing.assert_allclose(fitted["residual"], 0.0, atol=1e-10)
-    assert within.to_dict()["controls"] == ["cluster"] or within.to_dict()["controls"] == (
-        "cluster",)
+    cluster = np.repeat(["1", "2"], 6)
+    data = pd.DataFrame({"social_index": x, "n_students": 20, "cluster": cluster,
+                         "quality_index": 0.3 + 0.1 * x + 0.5 * (cluster == "2")})
+    plain = fit_expected(data, ExpectedSpec(terms=(), shape="linear", cov_type="HC1"))
+    within = fit_expected(data, ExpectedSpec(terms=("cluster",), shape="linear",
+                                             cov_type="HC1"))
+    assert plain.slope_at(0.0)[0] > 0.2
+    assert within.slope_at(0.0)[0] == pytest.approx(0.1, abs=1e-10)
+    np.testing.assert_allclose(within.fitted["residual"], 0.0, atol=1e-10)

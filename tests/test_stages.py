@@ -16,7 +16,7 @@ import pytest
 from analysis.config import load_yaml
 from analysis.pipeline import stages
 from analysis.publish import context_report as cr
-from analysis.publish import report
+from analysis.publish import report, ses_report
 from conftest import make_project
 
 
@@ -74,8 +74,12 @@ def test_index_tracks_planted_social_status(demo_run):
 
 def test_gradient_is_positive_and_significant(demo_run):
     _, d = demo_run
-    g = d.gradient
+    m = ses_report.ses_metrics(d.estimates, year=2025)
+    g, e = m["gradient"], m["expected"]
     assert g["slope"] > 0 and g["slope_ci_low"] > 0 and 0.1 < g["r2"] < 0.9
+    # within settlement and school type the slope at the average school is flatter
+    assert 0 < e["slope_at_0"] < g["slope"] and e["r2"] > g["r2"]
+    assert 0 < m["multilevel"]["icc_empty"] < 1 and m["binomial"]["odds_ratio_per_sd"] < 1
 
 
 def test_shnor_list_equals_the_rule_applied_to_the_truth(demo_run):
@@ -135,7 +139,11 @@ def test_every_report_section_renders_in_both_languages(demo_run, lang):
         report.section_title(d, lang, 10), report.section_summary(d, lang),
         cr.section_index(d.context, lang), cr.section_quality_groups(d.context, lang, 10),
         cr.section_clusters(d, lang, 10), cr.section_similar(d, lang, 10, 5),
-        report.gradient_table(d.gradient, lang),
+        ses_report.section_gradient(d.estimates, d.sample, lang, year=2025, min_n=10,
+                                    spec_text=ses_report.spec_text(d.gradient["model"], lang)),
+        ses_report.gradient_by_table(d.estimates, lang, year=2025),
+        ses_report.section_binomial(d.estimates, lang, year=2025),
+        ses_report.section_multilevel(d.estimates, lang, year=2025),
         report.section_lists(d, lang, min_n=10, top_n=5, q=0.25, min_effect=0.05,
                              threshold=0.3, obj_threshold=0.15),
         report.section_typology(d, lang, 0.25), report.section_dynamics(d, lang),
@@ -159,3 +167,16 @@ def test_ege_is_shown_apart_from_the_quality_index(demo_run):
     assert shares.notna().all() and ((shares > 0.5) & (shares <= 1)).all()
     sy = d.school_year.loc[d.school_year["year"] == d.year]
     assert sy.loc[sy["n_ege"].notna(), "ege_not_failing"].between(0, 1).all()
+
+
+def test_expected_curve_does_not_turn_up_below_the_data(demo_run):
+    """#8 found the quadratic bottoming out at index -2.3 and rising to 0.30 at -4, where
+    schools sit at 0-0.1 (the 15 schools left of its minimum: mean residual -0.137).  Every
+    shape is now a straight line outside the support, so the curve of a typical school
+    rises all along, and the schools below the support are not all below expectation."""
+    _, d = demo_run
+    assert (np.diff(d.curve["fit"].to_numpy()) > 0).all()
+    low = d.sample.loc[d.sample["social_index"] < d.gradient["model"]["support_bounds"][0]]
+    assert len(low) >= 10
+    assert abs(np.average(low["residual"], weights=low["n_students"])) < 0.05
+    assert (low["residual"] < 0).mean() < 0.8

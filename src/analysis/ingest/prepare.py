@@ -89,6 +89,33 @@ def tidy_results(results: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Columns of the processed ``students`` table (no ``student_key``: it is never needed).
+STUDENT_COLUMNS = ("source_file", "source_row", "year", "school_id", "procedure", "subject",
+                   "grade", "score", "mark", "ses")
+
+
+def tidy_students(students: pd.DataFrame | None) -> pd.DataFrame:
+    """The optional ``students`` table for the student-level models, sorted by key.
+
+    The pseudonymous ``student_key`` is dropped (no analysis needs it, and nothing about a
+    student is published); ``mark`` becomes a nullable integer.  Without a students table
+    the result has the columns and no rows, so the stage's output always exists.
+
+    Returns
+    -------
+    DataFrame, shape (n_student_rows, 10): :data:`STUDENT_COLUMNS`.
+    """
+    if students is None:
+        students = pd.DataFrame(columns=list(STUDENT_COLUMNS))
+    out = students.reindex(columns=list(STUDENT_COLUMNS)).astype({
+        "source_file": "string", "source_row": "Int64", "year": "Int64", "school_id": "string",
+        "procedure": "string", "subject": "string", "grade": "Int64", "score": "float64",
+        "ses": "float64"})
+    out["mark"] = pd.to_numeric(out["mark"], errors="coerce").astype("Int64")
+    order = [*schema.RESULT_KEY, "source_row"]
+    return out.sort_values(order, kind="stable").reset_index(drop=True)
+
+
 def prepare(schools: pd.DataFrame, results: pd.DataFrame, *, year: int,
             procedures: Sequence[str], subjects: Sequence[str],
             grades: Sequence[int], formula: str = "good_share",

@@ -26,7 +26,7 @@ from analysis.context.similar import SimilarResult
 from analysis.errors import InputError
 from analysis.ingest import io, prepare, schema, validate
 from analysis.ingest.readers import ReadOptions
-from analysis.models import gradient
+from analysis.models import link
 from analysis.outputs import write_json, write_table
 from analysis.publish import report
 
@@ -34,8 +34,9 @@ from analysis.publish import report
 FILES: dict[str, Path] = {
     name: PROCESSED / f"{name}.parquet"
     for name in ("schools", "results", "school_year", "social_index", "quality_groups",
-                 "clusters", "similar", "similar_peers", "ses_sample", "flags", "shnor",
-                 "shnor_details", "objectivity")
+                 "clusters", "similar", "similar_peers", "students", "ses_sample", "estimates",
+                 "ses_curve", "component_points", "flags", "shnor", "shnor_details",
+                 "objectivity")
 }
 FILES.update({
     "context_summary": PROCESSED / "context.json",
@@ -103,6 +104,11 @@ def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, mapping: str
             raw, year=year, options=ReadOptions(sheet=sheet, header_row=header_row),
             mapping=io.find_mapping(raw, mapping_path), reports=reads, repairs=repairs,
             warnings=warnings)
+        students = io.read_tables(
+            raw, ("students",), required=False,
+            options=ReadOptions(sheet=sheet, header_row=header_row),
+            mapping=io.find_mapping(raw, mapping_path), reports=reads, repairs=repairs,
+            warnings=warnings)["students"]
         out = prepare.prepare(tables["schools"], tables["results"], year=year,
                               procedures=quality_procedures, subjects=quality_subjects,
                               grades=quality_grades, formula=quality_formula, validated=True)
@@ -115,6 +121,7 @@ def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, mapping: str
     _write(out.schools, root, "schools")
     _write(out.results, root, "results")
     _write(out.school_year, root, "school_year")
+    _write(prepare.tidy_students(students), root, "students")
     _write_ledger((out.ledger, out.accounting), root, "01_prepare")
     return out
 
@@ -271,38 +278,35 @@ def run_context(root: str | Path = ".", *, year: int, min_n: int, index: Mapping
 
 # --- 03 social status and results -----------------------------------------------------------
 
-def run_ses_link(root: str | Path = ".", *, year: int, min_n: int, quadratic: bool,
-                 cov_type: str, min_schools: int = gradient.MIN_SCHOOLS,
-                 cluster_term: bool = False) -> tuple[gradient.Gradient, pd.DataFrame]:
-    """Fit the gradient on the reporting year's schools with at least ``min_n`` students.
+def run_ses_link(root: str | Path = ".", *, year: int, min_n: int,
+                 ses_link: Mapping[str, Any], multilevel: Mapping[str, Any],
+                 quality_procedures: Sequence[str], quality_subjects: Sequence[str],
+                 quality_grades: Sequence[int], quality_formula: str = "good_share"
+                 ) -> link.SesLinkResult:
+    """Stage 03 on the processed files: :func:`analysis.models.link.ses_link_stage`, then
+    write the gradient sample (with each school's expected quality and residual), the one
+    table of estimates, the curve and component points for the figures, the ledger and the
+    summary ``ses_link.json``.
 
-    With ``cluster_term`` the expected quality also has a term per context cluster
-    (stage 02), so a school is compared with what its index predicts within its cluster.
-
-    Fewer than ``min_schools`` such schools, or a social or quality index with no variation
-    among them, stop the run with an :class:`InputError` that counts the schools left out
-    by reason (:func:`analysis.models.gradient.check_sample`).
+    Fewer than ``ses_link.min_schools`` schools, or a social or quality index with no
+    variation among them, stop the run with an :class:`InputError` that counts the schools
+    left out by reason (:func:`analysis.models.sample.check_sample`).
     """
     root = Path(root)
-    sample, book = gradient.analysis_sample(
+    res = link.ses_link_stage(
         read(root, "schools"), read(root, "social_index"), read(root, "school_year"),
-        year=year, min_n=min_n)
-    gradient.check_sample(sample, min_schools=min_schools, year=year, min_n=min_n,
-                          excluded=book[0]["reason"].value_counts(sort=False).to_dict())
-    groups = None
-    if cluster_term:
-        sample = sample.merge(read(root, "clusters")[["school_id", "cluster"]],
-                              on="school_id", how="left")
-        groups = sample["cluster"]
-    grad, fitted = gradient.fit_gradient(sample, quadratic=quadratic, cov_type=cov_type,
-                                         min_schools=min_schools, groups=groups)
-    sample = pd.concat([sample, fitted], axis=1)
-    _write(sample, root, "ses_sample")
-    _write(sample[["school_id", "social_index", "quality_index", "fitted"]], root,
+        read(root, "results"), read(root, "students"), read(root, "clusters"), year=year,
+        min_n=min_n, ses_link=ses_link, multilevel=multilevel, procedures=quality_procedures,
+        subjects=quality_subjects, grades=quality_grades, formula=quality_formula)
+    _write(res.sample, root, "ses_sample")
+    _write(res.estimates, root, "estimates")
+    _write(res.curve, root, "ses_curve")
+    _write(res.component_points, root, "component_points")
+    _write(res.sample[["school_id", "social_index", "quality_index", "fitted"]], root,
            "gradient_points")
-    _write_ledger(book, root, "03_ses_link")
-    _write_json(grad.to_dict(), root, "ses_link_summary")
-    return grad, sample
+    _write_ledger(res.ledger, root, "03_ses_link")
+    _write_json(res.summary, root, "ses_link_summary")
+    return res
 
 
 # --- 04 flags -------------------------------------------------------------------------------
@@ -369,6 +373,9 @@ class ReportData:
     context: dict[str, Any]
     gradient: dict[str, Any]
     validation: dict[str, Any]
+    estimates: pd.DataFrame
+    curve: pd.DataFrame
+    component_points: pd.DataFrame
 
     @property
     def schools_year(self) -> pd.DataFrame:
@@ -387,7 +394,8 @@ def load_report_data(root: str | Path = ".", *, year: int) -> ReportData:
         t["quality_groups"], t["clusters"], t["similar"], t["similar_peers"], t["ses_sample"],
         t["flags"], t["shnor"], t["shnor_details"], t["objectivity"], led, acc,
         read_json(root, "context_summary"), read_json(root, "ses_link_summary"),
-        read_json(root, "validation"))
+        read_json(root, "validation"), read(root, "estimates"), read(root, "ses_curve"),
+        read(root, "component_points"))
 
 
 def run_all(root: str | Path, params: Mapping[str, Any]) -> ReportData:
@@ -402,7 +410,11 @@ def run_all(root: str | Path, params: Mapping[str, Any]) -> ReportData:
     run_context(root, year=year, min_n=params["min_n"], index=params["index"],
                 quality_groups=params["quality_groups"], clusters=params["clusters"],
                 similar=params["similar"])
-    run_ses_link(root, year=year, min_n=params["min_n"], **params["ses_link"])
+    prep = params["prepare"]
+    run_ses_link(root, year=year, min_n=params["min_n"], ses_link=params["ses_link"],
+                 multilevel=params["multilevel"], quality_procedures=prep["quality_procedures"],
+                 quality_subjects=prep["quality_subjects"], quality_grades=prep["quality_grades"],
+                 quality_formula=prep["quality_formula"])
     run_flags(root, year=year, **params["flags"])
     data = load_report_data(root, year=year)
     write_json(Path(root) / FILES["metrics"], report.build_metrics(data, params))

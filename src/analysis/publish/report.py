@@ -162,30 +162,6 @@ def fig_distributions(index: pd.Series, quality: pd.Series, lang: str = "ru") ->
     return fig
 
 
-def fig_gradient(flags: pd.DataFrame, intercept: float, slope: float, quad: float | None,
-                 lang: str = "ru") -> plt.Figure:
-    """Scatter of quality on the index, the fitted line and resilient schools marked.
-
-    Point size grows with the number of students (bigger = more precise).
-    """
-    fig, ax = plt.subplots(figsize=(8, 5))
-    size = 8 + 40 * np.sqrt(flags["n_students"] / flags["n_students"].max())
-    ax.scatter(flags["social_index"], flags["quality_index"], s=size, alpha=0.35,
-               color="#7f7f7f", label=t("report.gradient_schools", lang), linewidths=0)
-    res = flags["resilient"]
-    ax.scatter(flags.loc[res, "social_index"], flags.loc[res, "quality_index"],
-               s=size[res] + 20, color="#d62728", edgecolor="black",
-               label=t("typology.resilient", lang), zorder=3)
-    x = np.linspace(flags["social_index"].min(), flags["social_index"].max(), 200)
-    y = intercept + slope * x + (quad or 0.0) * x**2
-    ax.plot(x, y, color="#1f77b4", lw=2, label=t("report.gradient_fit", lang))
-    ax.set_xlabel(t("report.gradient_axis_x", lang))
-    ax.set_ylabel(t("report.gradient_axis_y", lang))
-    ax.legend(loc="upper left", frameon=False)
-    fig.tight_layout()
-    return fig
-
-
 def dynamics(results: pd.DataFrame) -> pd.DataFrame:
     """Regional share of «4»/«5» and of low results by procedure and year (participant-weighted)."""
     r = results.loc[results["participants"] > 0].assign(
@@ -288,19 +264,16 @@ def section_title(d, lang: str, min_n: int) -> str:
     ])
 
 
-def gradient_stat(g: Mapping[str, Any], key: str, spec: str, lang: str = "ru") -> str:
-    """A statistic of the gradient summary, or «н/д (reason)» (``g["unavailable"]``)."""
-    return stat(g.get(key), spec, lang, g.get("unavailable", {}).get(key, "not_computed"))
-
-
 def section_summary(d, lang: str) -> str:
-    g = d.gradient
+    """Headline counts and the social gradient (PISA-style: the index alone, all schools)."""
+    from analysis.publish.ses_report import fmt, ses_metrics
+
+    g = ses_metrics(d.estimates, year=d.year)["gradient"]
     return "\n".join([
         heading("report.summary", lang), summary_table(summary_counts(d, lang), lang),
-        para("report.summary_slope", lang, slope=gradient_stat(g, "slope", "+.3f", lang),
-             lo=gradient_stat(g, "slope_ci_low", ".3f", lang),
-             hi=gradient_stat(g, "slope_ci_high", ".3f", lang),
-             r2=gradient_stat(g, "r2", ".0%", lang)),
+        para("report.summary_slope", lang, slope=fmt(g["slope"], "+.3f", lang),
+             lo=fmt(g["slope_ci_low"], ".3f", lang), hi=fmt(g["slope_ci_high"], ".3f", lang),
+             r2=fmt(g["r2"], ".0%", lang)),
     ])
 
 
@@ -311,22 +284,6 @@ def index_warnings(records: Sequence[Mapping[str, Any]], lang: str = "ru") -> st
     items = "; ".join(t("report.index_dropped_item", lang, indicator=r["indicator"],
                         year=r["year"], reason=t(f"na.{r['reason']}", lang)) for r in records)
     return para("report.index_dropped", lang, items=items)
-
-
-def gradient_table(g: Mapping[str, Any], lang: str = "ru") -> str:
-    def s(key: str, spec: str) -> str:
-        return gradient_stat(g, key, spec, lang)
-
-    rows = [
-        (t("report.gradient_slope", lang),
-         f"{s('slope', '+.4f')} (SE {s('slope_se', '.4f')}; 95% {s('slope_ci_low', '.4f')}…"
-         f"{s('slope_ci_high', '.4f')})"),
-        (t("report.gradient_r2", lang), s("r2", ".3f")),
-        (t("report.gradient_quad", lang),
-         f"{s('quad', '+.4f')} (SE {s('quad_se', '.4f')}; p = {s('quad_p', '.3f')})"),
-        (t("report.gradient_n", lang), f"{g['n_schools']} / {g['n_students']}"),
-    ]
-    return html_table(pd.DataFrame(rows, columns=["measure", "estimate"]), lang)
 
 
 def with_clusters(d, df: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -475,15 +432,14 @@ def build_metrics(d, params: Mapping[str, Any]) -> dict[str, Any]:
     ``clusters.stability_ari``, ``similar.n_ranked``, and the flag counts (``counts``).
     """
     from analysis.publish.context_report import metrics as context_metrics
+    from analysis.publish.ses_report import ses_metrics
 
     counts = summary_counts(d)
-    g = d.gradient
     return {
         "year": d.year,
         "counts": counts,
         "typology": {k: int((d.flags["typology"] == k).sum()) for k in TYPOLOGY},
-        "gradient": {k: g[k] for k in ("slope", "slope_se", "r2", "quad", "quad_p",
-                                       "n_schools", "n_students")},
+        "ses": ses_metrics(d.estimates, year=d.year),
         **context_metrics(d.context),
         "accounting_balanced": bool(
             (d.accounting["in_scope"] == d.accounting["used"] + d.accounting["excluded"]).all()),
