@@ -9,14 +9,18 @@ planted at 1.  The same model is fitted by lme4 on the same rows where R is inst
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 import lme4_ref
 from analysis.config import load_yaml
 from analysis.demo.synth import RegionSpec, generate_region
+from analysis.i18n import label, t
 from analysis.models import students
 from analysis.pipeline import stages
+from analysis.publish import report, ses_report
 from conftest import make_project
 
 pytestmark = pytest.mark.pipeline
@@ -61,6 +65,16 @@ def test_every_student_row_of_the_components_is_used_or_booked(run):
     assert (acc["in_scope"] == acc["used"] + acc["excluded"]).all()
     n = int(d.estimates.query("model == 'student' and term == 'within_slope'")["n"].iloc[0])
     assert n == int(acc["used"].sum())
+
+
+@pytest.mark.parametrize("lang", ["ru", "en"])
+def test_the_report_renders_the_student_sections_and_their_exclusions(run, lang):
+    _, _, p, d = run
+    text = (ses_report.section_students(d.estimates, lang, year=p["year"])
+            + report.section_exclusions(d, lang, 5))
+    assert not re.search(r"\bnan\b", text, re.I) and "-0.00" not in text
+    assert label("analysis", "student_model", lang) in text
+    assert t("ses.contextual_effect", lang) in text
 
 
 def test_student_model_equals_lme4(run, tmp_path):
