@@ -250,7 +250,8 @@ def summary_counts(d, lang: str = "ru") -> dict[str, int]:
         "shnor": int(d.shnor["shnor"].sum()),
         "shnsu": int(f["low_context"].sum()),
         "objectivity": int(d.objectivity["objectivity_flag"].sum()),
-        "excluded": int(len(d.ledger)),
+        # rows of the schools and results tables (student rows: in the exclusions table)
+        "excluded": int((d.ledger["table"] != "students").sum()),
     }
 
 
