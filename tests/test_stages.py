@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from analysis.config import load_yaml
+from analysis.models.expected import ExpectedSpec, fit_expected
 from analysis.pipeline import stages
 from analysis.publish import context_report as cr
 from analysis.publish import report, ses_report
@@ -175,6 +176,12 @@ def test_expected_curve_does_not_turn_up_below_the_data(demo_run):
     shape is now a straight line outside the support, so the curve of a typical school
     rises all along, and the schools below the support are not all below expectation."""
     _, d = demo_run
+    # the finding: a free quadratic on the index alone bottoms out inside the data
+    free = fit_expected(d.sample, ExpectedSpec(terms=(), shape="quadratic", support=(0, 1),
+                                               cov_type="HC3"))
+    curve = free.curve()
+    assert curve["fit"].idxmin() > 0 and curve["fit"].iloc[0] > curve["fit"].min() + 0.05
+    # the default expected model rises all along
     assert (np.diff(d.curve["fit"].to_numpy()) > 0).all()
     low = d.sample.loc[d.sample["social_index"] < d.gradient["model"]["support_bounds"][0]]
     assert len(low) >= 10
