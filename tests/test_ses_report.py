@@ -473,3 +473,11 @@ def test_catalogue_block_is_complete():
     for lang in LANGS:  # column headings of one table must differ
         heads = [catalogue()[k][lang] for k in keys if k.startswith("ses.col.")]
         assert len(heads) == len(set(heads))
+
+
+def test_the_expected_models_index_terms_read_as_words():
+    from analysis.publish.ses_report import _coef_label
+
+    assert _coef_label("coef:x", "ru") == "Индекс благополучия (линейная часть)"
+    assert _coef_label("coef:ns2", "en") == "Well-being index: spline term 2"
+    assert _coef_label("coef:x2", "en").startswith("Well-being index squared")

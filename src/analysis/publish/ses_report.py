@@ -785,6 +785,10 @@ def _coef_label(term: str, lang: str) -> str:
     name = term.partition(":")[2] or term
     if name.lower() in ("intercept", "const", "(intercept)"):
         return t("ses.intercept", lang)
+    # the index basis of the expected model (analysis.models.expected.IndexBasis)
+    if name in ("x", "x2") or (name.startswith("ns") and name[2:].isdigit()):
+        part = {"x": t("ses.coef_x", lang), "x2": t("ses.coef_x2", lang)}.get(name)
+        return part or t("ses.coef_ns", lang, j=name[2:])
     col, bracket, rest = name.partition("[")
     if col.startswith("C(") and col.endswith(")"):  # patsy: C(settlement_type)[T.village]
         col = col[2:-1].split(",")[0].strip()
