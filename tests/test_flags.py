@@ -126,3 +126,25 @@ def test_objectivity_gap_flags_vpr_unsupported_by_oge():
     assert out.loc["d", "oge_quality"] == pytest.approx(0.5)
     # region VPR quality = (3*.5 + .9)/4 = .6, OGE = .5: gap_d = .3 - 0 = .3
     assert out.loc["d", "gap"] == pytest.approx(0.3)
+
+
+def test_shnor_edges_a_missing_year_a_scored_boundary_and_an_empty_procedure():
+    rows = [
+        # G: new in 2025 (no 2024 row at all), one low procedure -> criterion 2 cannot hold
+        result_row(2025, "G", marks=LOW),
+        # H: ЕГЭ exactly 3 of 10 below the minimum (30%) in 2025, ОГЭ low in 2024 -> criterion 2
+        result_row(2025, "H", procedure="EGE", subject="rus", grade=11, below=(3, 10)),
+        result_row(2024, "H", procedure="OGE", grade=9, marks=LOW),
+        # I: two procedures in 2025, one of them with no participants -> only one counts
+        result_row(2025, "I", marks=LOW), result_row(2025, "I", subject="rus", marks=(0, 0, 0, 0)),
+        # J: absent from 2025 but low twice in 2024 -> not on the 2025 list at all
+        result_row(2024, "J", marks=LOW), result_row(2024, "J", subject="rus", marks=LOW),
+    ]
+    schools = schools_table([{"year": 2025, "school_id": s} for s in "GHI"]
+                            + [{"year": 2024, "school_id": s} for s in "HJ"])
+    out = flags.shnor(tidy(rows), schools, 2025, threshold=0.30,
+                      procedures=["VPR", "OGE", "EGE"]).set_index("school_id")
+    assert out["shnor"].to_dict() == {"G": False, "H": True, "I": False}
+    assert out.loc["G", "n_low_prev"] == 0 and out.loc["G", "n_low_year"] == 1
+    assert out.loc["H", "criterion_2"] and not out.loc["H", "criterion_1"]
+    assert out.loc["I", "n_low_year"] == 1
