@@ -151,9 +151,7 @@ SYN_CASES = [
 
 
 def _lme4_results(data: pd.DataFrame, cases, tmp_path_factory) -> dict[str, dict]:
-    why = lme4_ref.unavailable()
-    if why is not None:
-        pytest.skip(f"lme4 comparison needs R with lme4: {why}")
+    lme4_ref.require()
     specs = [lme4_ref.spec(name, rform, reml=reml, weights=w, ranef=True, tight=True)
              for name, _, _, rform, reml, w in cases]
     return {r["name"]: r for r in lme4_ref.run(data, specs, tmp_path_factory.mktemp("lme4"))}

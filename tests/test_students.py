@@ -78,9 +78,7 @@ def test_the_report_renders_the_student_sections_and_their_exclusions(run, lang)
 
 
 def test_student_model_equals_lme4(run, tmp_path):
-    why = lme4_ref.unavailable()
-    if why:
-        pytest.skip(f"{why} (make sysdeps installs R and lme4)")
+    lme4_ref.require()
     _, root, p, d = run
     sample = stages.read(root, "ses_sample")
     data, _ = students.student_frame(
