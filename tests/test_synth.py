@@ -1,7 +1,8 @@
 """The synthetic demo region: contract tables, determinism and the planted ground truth.
 
-Most tests use a small region (80 schools in 4 municipalities); one test checks the default
-region (about 1,000 schools).  The ШНОР rule is recomputed here independently of
+Most tests use a small region (80 schools in 4 municipalities); the default region (about
+1,000 schools) checks realism and the expected shares of ``truth_procedures`` against the
+drawn students.  The ШНОР rule and the expected shares are recomputed here independently of
 :mod:`analysis.demo.synth`.
 """
 
@@ -16,9 +17,12 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.stats import norm
 
 from analysis.demo.synth import (
     TRUTH_COLUMNS,
+    TRUTH_PROCEDURES_COLUMNS,
+    TRUTH_YEARS_COLUMNS,
     Region,
     RegionSpec,
     generate_region,
@@ -81,7 +85,7 @@ def with_results(region: Region) -> pd.DataFrame:
 
 def test_same_spec_gives_identical_tables(small):
     again = generate_region(SMALL)
-    for name in ("schools", "results", "truth"):
+    for name in ("schools", "results", "truth", "truth_years", "truth_procedures"):
         pd.testing.assert_frame_equal(getattr(small, name), getattr(again, name))
     assert small.truth_params == again.truth_params
     assert small.students is None
@@ -92,7 +96,8 @@ def test_written_files_are_byte_identical(tmp_path, small_students):
     b = write_region(generate_region(SMALL_STUDENTS), tmp_path / "b" / "raw",
                      tmp_path / "b" / "truth")
     assert [p.name for p in a] == ["schools.csv", "results.csv", "students.parquet",
-                                   "truth.csv", "truth.json", "README.md"]
+                                   "truth.csv", "truth_years.csv", "truth_procedures.csv",
+                                   "truth.json", "README.md"]
     for pa, pb in zip(a, b, strict=True):
         assert pa.read_bytes() == pb.read_bytes(), pa.name
 
@@ -100,7 +105,8 @@ def test_written_files_are_byte_identical(tmp_path, small_students):
 def test_no_students_file_unless_asked(tmp_path, small):
     paths = write_region(small, tmp_path / "raw", tmp_path / "truth")
     assert not (tmp_path / "raw" / "students.parquet").exists()
-    assert {p.name for p in paths} == {"schools.csv", "results.csv", "truth.csv", "truth.json",
+    assert {p.name for p in paths} == {"schools.csv", "results.csv", "truth.csv",
+                                       "truth_years.csv", "truth_procedures.csv", "truth.json",
                                        "README.md"}
 
 
@@ -355,6 +361,104 @@ def test_planted_groups_are_disjoint_and_ordinary(small):
     assert counts["planted_inflated_vpr"] == t["planted_inflated_vpr"].sum()
 
 
+# --- truth per school-year and per result row ------------------------------------------------
+
+
+def observed_shares(results: pd.DataFrame) -> pd.DataFrame:
+    """Observed share of «2» (ЕГЭ: below the minimum) and of «4»/«5» of each result row."""
+    n = results["participants"].astype("float64")
+    low = results["n_mark2"].fillna(results["n_below_min"]).astype("float64") / n
+    good = (results["n_mark4"] + results["n_mark5"]).astype("float64") / n
+    return pd.DataFrame({"low": low, "good": good})
+
+
+def test_truth_years_are_the_panel_with_the_true_effect(small):
+    ty, t = small.truth_years, truth_of(small)
+    assert tuple(ty.columns) == TRUTH_YEARS_COLUMNS
+    assert ty["school_id"].dtype == "string"
+    assert ty["year"].dtype == "int64" and ty["participants"].dtype == "int64"
+    assert ty[["school_id", "year"]].equals(small.schools[["school_id", "year"]])
+    u = t.loc[ty["school_id"], "school_effect"].to_numpy()
+    np.testing.assert_allclose(ty["effect"], u + ty["year_effect"], atol=2e-4)
+    assert 0.07 <= ty["year_effect"].std() <= 0.13
+    drift = ty["latent_ses_year"] - t.loc[ty["school_id"], "latent_ses"].to_numpy()
+    assert drift.abs().max() < 0.3 and 0.03 <= drift.std() <= 0.07
+    r = small.results.loc[small.results["procedure"].isin(["VPR", "OGE"])]
+    sittings = r.groupby(["school_id", "year"])["participants"].sum()
+    got = ty.set_index(["school_id", "year"])["participants"]
+    assert got.to_dict() == sittings.reindex(got.index, fill_value=0).to_dict()
+    adapted = ty["school_id"].isin(t.index[t["school_type"] == "adapted"])
+    assert (ty.loc[adapted, "participants"] == 0).all() and (ty.loc[~adapted, "participants"]
+                                                             > 0).all()
+
+
+def test_truth_procedures_are_the_result_rows(small):
+    tp, r = small.truth_procedures, small.results
+    assert tuple(tp.columns) == TRUTH_PROCEDURES_COLUMNS
+    key = ["school_id", "year", "procedure", "subject", "grade", "participants"]
+    assert tp[key].equals(r[key])
+    for col in ("expected_share_low", "expected_share_good"):
+        x = tp[col]
+        assert x.dtype == "float64" and ((x >= 0) & (x <= 1) | x.isna()).all(), col
+    ege = tp["procedure"] == "EGE"
+    assert tp.loc[ege, "expected_share_good"].isna().all()
+    assert tp.loc[~ege, ["expected_share_low", "expected_share_good"]].notna().all().all()
+    assert (tp.loc[~ege, "expected_share_low"] + tp.loc[~ege, "expected_share_good"]
+            <= 1 + 1e-4).all()
+
+
+def test_expected_shares_follow_the_generating_model(small):
+    """Recomputed from truth.json, truth.csv and truth_years: y ~ N(mu, sd) given the
+    school-year, and a score below a threshold is y below its latent cut-point."""
+    tp, t, params = small.truth_procedures, truth_of(small), small.truth_params
+    sm, ege = params["model"]["student_model"], params["model"]["ege"]
+    years = small.truth_years.set_index(["school_id", "year"])
+    row = years.loc[pd.MultiIndex.from_frame(tp[["school_id", "year"]])]
+    school = t.loc[tp["school_id"]]
+    assessment = tp["procedure"] + "/" + tp["subject"] + "/" + tp["grade"].astype(str)
+    vpr = (tp["procedure"] == "VPR").to_numpy()
+    shift = np.where(vpr & school["planted_inflated_vpr"].to_numpy(),
+                     params["model"]["planted"]["inflated_vpr"]["vpr_shift"], 0.0)
+    mu = ((sm["b_ses"] + sm["b_comp"]) * row["latent_ses_year"].to_numpy()
+          + school["school_type"].map(sm["type_effect"]).to_numpy(dtype=float)
+          + row["effect"].to_numpy() + assessment.map(sm["d_assessment"]).to_numpy(dtype=float)
+          + shift)
+    sd = np.sqrt(sm["b_ses"] ** 2 * sm["sd_student_ses"] ** 2 + sm["sd_student"] ** 2)
+    cuts = {proc: c["latent_cut_points"] for proc, c in params["cut_points"].items()}
+    ege_cut = {s: (ege["min_score"][s] - 0.5 - c["intercept"]) / c["slope"]
+               for s, c in ege["score"].items()}
+    low_cut = np.where(tp["procedure"] == "EGE", tp["subject"].map(ege_cut),
+                       tp["procedure"].map(lambda proc: cuts.get(proc, [np.nan])[0]))
+    good_cut = tp["procedure"].map(lambda proc: cuts.get(proc, [np.nan, np.nan])[1])
+    np.testing.assert_allclose(tp["expected_share_low"], norm.cdf((low_cut - mu) / sd),
+                               atol=5e-4)
+    np.testing.assert_allclose(tp["expected_share_good"], norm.sf((good_cut - mu) / sd),
+                               atol=5e-4)
+    inflated_vpr = vpr & school["planted_inflated_vpr"].to_numpy()
+    assert inflated_vpr.any()
+    without = norm.cdf((low_cut - mu + shift) / sd)
+    assert (tp.loc[inflated_vpr, "expected_share_low"] < without[inflated_vpr]).all()
+
+
+def test_expected_shares_match_the_drawn_students(demo_region):
+    """The observed share of each result row is a binomial draw around the expected share."""
+    tp = demo_region.truth_procedures
+    obs = observed_shares(demo_region.results)
+    assert abs(obs["low"].mean() - tp["expected_share_low"].mean()) < 0.01
+    marked = tp["procedure"] != "EGE"
+    assert abs(obs.loc[marked, "good"].mean()
+               - tp.loc[marked, "expected_share_good"].mean()) < 0.01
+    big = tp["participants"] >= 50
+    assert big.sum() > 1000
+    assert np.corrcoef(obs.loc[big, "low"], tp.loc[big, "expected_share_low"])[0, 1] > 0.9
+    assert np.corrcoef(obs.loc[big & marked, "good"],
+                       tp.loc[big & marked, "expected_share_good"])[0, 1] > 0.9
+    # standardised binomial residuals: mean 0, SD 1 (the model is exact, not only correlated)
+    p = tp["expected_share_low"].clip(1e-3, 1 - 1e-3)
+    z = (obs["low"] - p) / np.sqrt(p * (1 - p) / tp["participants"])
+    assert abs(z.mean()) < 0.05 and 0.95 <= z.std() <= 1.05
+
+
 # --- students ---------------------------------------------------------------------------------
 
 
@@ -412,8 +516,9 @@ def test_truth_files_document_the_truth(tmp_path, small):
     assert params["counts"]["result_rows"] == len(small.results)
     readme = (tmp_path / "truth" / "README.md").read_text(encoding="utf-8")
     assert "never reads this folder" in readme
-    for col in TRUTH_COLUMNS:
+    for col in (*TRUTH_COLUMNS, *TRUTH_YEARS_COLUMNS, *TRUTH_PROCEDURES_COLUMNS):
         assert f"`{col}`" in readme, col
+    assert "`truth_years.csv`" in readme and "`truth_procedures.csv`" in readme
     assert "adapted" in readme and "Inflated" in readme and "Resilient" in readme
 
 
@@ -424,7 +529,8 @@ def test_cli_writes_the_region_and_returns_zero(tmp_path, capsys):
     assert code == 0
     for name in ("schools.csv", "results.csv", "students.parquet"):
         assert (tmp_path / "raw" / name).exists(), name
-    for name in ("truth.csv", "truth.json", "README.md"):
+    for name in ("truth.csv", "truth_years.csv", "truth_procedures.csv", "truth.json",
+                 "README.md"):
         assert (tmp_path / "truth" / name).exists(), name
     schools = pd.read_csv(tmp_path / "raw" / "schools.csv", dtype=str)
     assert set(schools["year"]) == {"2024", "2025"} and schools["school_id"].nunique() == 40
@@ -479,6 +585,32 @@ def test_invariants_hold_for_any_small_region(seed, n_municipalities, n_schools)
     low = t.index[t["planted_low"]]
     assert shnor_rule(r, 2025).reindex(low).fillna(False).all()
     assert (s["school_name"].str.contains("&", regex=False)).groupby(s["year"]).sum().eq(1).all()
+
+
+# --- scoring flags against the truth (analysis.demo.evaluate) -----------------------------------
+
+
+def test_the_benchmark_scores_a_flag_against_planted_resilience():
+    from analysis.demo import evaluate as bench
+
+    truth = pd.DataFrame({
+        "school_id": pd.array(["01", "02", "03", "04", "05", "06"], dtype="string"),
+        "latent_ses": [-1.0, -0.8, -0.5, 0.5, 1.0, -1.2],
+        "school_effect": [1.0, 1.0, 0.2, -0.3, 0.1, 1.0],
+        "planted_resilient": [True, True, False, False, False, True],
+    })
+    # school 06 has no results in the reporting year: outside the scope
+    procedures = pd.DataFrame({"school_id": ["01", "02", "03", "04", "05", "06"],
+                               "year": [2025, 2025, 2025, 2025, 2025, 2024]})
+    t = bench.reporting_truth(truth, procedures, 2025)
+    assert list(t.index) == ["01", "02", "03", "04", "05"]
+    # 02 is missing from the flags: not flagged
+    flags = pd.DataFrame({"school_id": pd.array(["01", "03", "04", "05"], dtype="string"),
+                          "resilient": [True, True, False, pd.NA]})
+    m = bench.resilient_metrics(flags, t, "resilient")
+    assert m == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "n_flagged": 2.0}
+    missing = bench.resilient_metrics(flags, t, "quadrant")  # a column stage 04 did not write
+    assert all(np.isnan(v) for v in missing.values())
 
 
 # --- the default region -----------------------------------------------------------------------

@@ -8,7 +8,15 @@ schools of every settlement type and every type of school, with social passports
 
 Into it are planted groups whose truth the pipeline must recover: resilient schools, schools
 with low results (ШНОР), schools with inflated ВПР results, one school that closes and one
-that opens.  The truth goes to a separate folder that the pipeline never reads.
+that opens.  The truth goes to a separate folder that the pipeline never reads:
+
+- ``truth.csv``: one row per school (its latent status, persistent effect, planted groups);
+- ``truth_years.csv``: one row per school-year (the year's status s_iy, year effect v_iy,
+  true effect u_i + v_iy, ВПР+ОГЭ sittings);
+- ``truth_procedures.csv``: one row per result row (school x year x assessment), with the
+  *true* probabilities that a student of that school-year fails (mark «2», or an ЕГЭ score
+  below the minimum) or gets «4»/«5», computed analytically from the generating model;
+- ``truth.json`` and ``README.md``: every generating parameter and a description.
 
 Generating model (all coefficients are in :data:`PARAMS` and in ``truth.json``):
 
@@ -24,9 +32,16 @@ Generating model (all coefficients are in :data:`PARAMS` and in ``truth.json``):
 - ВПР/ОГЭ: primary score ``clip(round(20 + 6 y), 0, 40)`` and marks 2..5 from primary-score
   thresholds calibrated on the region; ЕГЭ: test score ``clip(round(a + b y), 0, 100)``.
 
+Expected shares (``truth_procedures.csv``): given the school-year, a student's latent score is
+``y ~ N(mu, sd)`` with ``mu = (b_ses + b_comp) s_iy + type effect + u_i + v_iy + d_assessment``
+(+ the ВПР shift of a planted inflated school) and ``sd = sqrt(b_ses^2 sd_ses^2 + sd_e^2)``.
+A score ``clip(round(c0 + c1 y), lo, hi)`` is below a threshold ``k`` (``lo < k <= hi``)
+exactly when ``c0 + c1 y < k - 0.5``, so ``P(score < k) = Phi(((k - 0.5 - c0) / c1 - mu) / sd)``
+(0 when ``k <= lo``, 1 when ``k > hi``).
+
 Determinism: one ``numpy.random.default_rng(seed)`` drives every draw in a fixed order, rows
 are sorted by their keys and files are written with fixed number formats, so the same
-:class:`RegionSpec` gives byte-identical files.
+:class:`RegionSpec` gives byte-identical files.  The truth tables draw no random numbers.
 
 Command line::
 
@@ -46,6 +61,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
 from analysis.ingest import schema
 
@@ -275,6 +291,18 @@ class Region:
     truth : DataFrame, (n_schools, 13)
         One row per school_id: see :data:`TRUTH_COLUMNS` and the README written by
         :func:`write_region`.
+    truth_years : DataFrame, (n_school_years, 6)
+        One row per school-year of the panel (the rows of ``schools``, same order):
+        :data:`TRUTH_YEARS_COLUMNS`.  ``latent_ses_year`` is s_iy, ``year_effect`` v_iy,
+        ``effect`` u_i + v_iy (the school's true effect that year, student-SD units; floats
+        rounded to 4 decimals), ``participants`` (``int64``) the ВПР+ОГЭ sittings of the year
+        (0 for a school without results).
+    truth_procedures : DataFrame, (n_result_rows, 8)
+        One row per row of ``results`` (same keys, same order):
+        :data:`TRUTH_PROCEDURES_COLUMNS`.  ``expected_share_low`` is the true probability that
+        a student of the school-year gets «2» (ВПР, ОГЭ) or an ЕГЭ score below the minimum;
+        ``expected_share_good`` the probability of «4» or «5» (NaN for ЕГЭ); both from the
+        generating model (see the module docstring), rounded to 4 decimals.
     truth_params : dict
         The generating parameters, the spec and the counts of each planted group
         (JSON-serialisable).
@@ -284,6 +312,8 @@ class Region:
     results: pd.DataFrame
     students: pd.DataFrame | None
     truth: pd.DataFrame
+    truth_years: pd.DataFrame
+    truth_procedures: pd.DataFrame
     truth_params: dict
 
 
@@ -291,6 +321,13 @@ TRUTH_COLUMNS = (
     "school_id", "municipality", "school_type", "settlement_type", "context_group", "latent_ses",
     "school_effect", "planted_resilient", "planted_low", "planted_inflated_vpr", "opened_year",
     "closed_year", "meets_shnor",
+)
+TRUTH_YEARS_COLUMNS = (
+    "school_id", "year", "latent_ses_year", "year_effect", "effect", "participants",
+)
+TRUTH_PROCEDURES_COLUMNS = (
+    "school_id", "year", "procedure", "subject", "grade", "participants", "expected_share_low",
+    "expected_share_good",
 )
 
 
@@ -329,7 +366,11 @@ def generate_region(spec: RegionSpec = RegionSpec()) -> Region:
     students = _students_table(scored.sittings, panel, schools) if spec.write_students else None
     params = _truth_params(spec, munis, schools, planted, scored.cuts, schools_table, results,
                            truth)
-    return Region(schools_table, results, students, truth, params)
+    return Region(schools=schools_table, results=results, students=students, truth=truth,
+                  truth_years=_truth_years(scored.sittings, panel, schools),
+                  truth_procedures=_truth_procedures(scored.sittings, panel, schools, planted,
+                                                     scored.cuts),
+                  truth_params=params)
 
 
 def write_region(region: Region, raw_dir: Path, truth_dir: Path) -> list[Path]:
@@ -337,7 +378,8 @@ def write_region(region: Region, raw_dir: Path, truth_dir: Path) -> list[Path]:
 
     Writes ``schools.csv``, ``results.csv`` (UTF-8, ``,``, ``.`` decimal, shares with 4
     decimals, counts as integers, missing = empty cell), ``students.parquet`` when the region
-    has students, and ``truth.csv``, ``truth.json``, ``README.md``.
+    has students, and ``truth.csv``, ``truth_years.csv``, ``truth_procedures.csv`` (same
+    formats), ``truth.json``, ``README.md``.
 
     Returns
     -------
@@ -354,6 +396,8 @@ def write_region(region: Region, raw_dir: Path, truth_dir: Path) -> list[Path]:
         region.students.to_parquet(path, index=False)
         paths.append(path)
     paths.append(_write_csv(region.truth, truth_dir / "truth.csv"))
+    paths.append(_write_csv(region.truth_years, truth_dir / "truth_years.csv"))
+    paths.append(_write_csv(region.truth_procedures, truth_dir / "truth_procedures.csv"))
     path = truth_dir / "truth.json"
     path.write_text(json.dumps(region.truth_params, sort_keys=True, indent=2,
                                ensure_ascii=False) + "\n", encoding="utf-8")
@@ -965,6 +1009,100 @@ def _truth(schools: pd.DataFrame, planted: _Planted, results: pd.DataFrame, year
     return out[list(TRUTH_COLUMNS)]
 
 
+def _round4(x: np.ndarray) -> np.ndarray:
+    """Round to 4 decimals as the CSV files do (``+ 0.0`` turns ``-0.0`` into ``0.0``)."""
+    return np.round(np.asarray(x, dtype=float), 4) + 0.0
+
+
+def _truth_years(sittings: pd.DataFrame, panel: pd.DataFrame, schools: pd.DataFrame
+                 ) -> pd.DataFrame:
+    """Truth per school-year: s_iy, v_iy, u_i + v_iy and the ВПР+ОГЭ sittings (panel order)."""
+    sidx = panel["sidx"].to_numpy()
+    v = panel["v"].to_numpy()
+    marked = np.array([x[0] in schema.MARKED_PROCEDURES for x in ASSESSMENTS])
+    rows = sittings["row"].to_numpy()[marked[sittings["a"].to_numpy()]]
+    out = pd.DataFrame({
+        "school_id": pd.array(schools["school_id"].to_numpy()[sidx], dtype="string"),
+        "year": panel["year"].to_numpy(dtype="int64"),
+        "latent_ses_year": _round4(panel["s_y"].to_numpy()),
+        "year_effect": _round4(v),
+        "effect": _round4(schools["u"].to_numpy()[sidx] + v),
+        "participants": np.bincount(rows, minlength=len(panel)).astype("int64"),
+    })
+    return out[list(TRUTH_YEARS_COLUMNS)]
+
+
+def _score_scales(cuts: dict) -> dict[str, np.ndarray]:
+    """Per assessment: the score ``clip(round(c0 + c1 y), lo, hi)`` and its thresholds.
+
+    ``low`` is the smallest score that does not fail (mark 3 for ВПР/ОГЭ, the ЕГЭ minimum),
+    ``good`` the smallest score with «4» (NaN for ЕГЭ).
+    """
+    primary, ege = PARAMS["marks"]["primary_score"], PARAMS["ege"]
+    rows = []
+    for proc, subject, _ in ASSESSMENTS:
+        if proc in cuts:
+            t = cuts[proc]["min_primary_score_for_mark_3_4_5"]
+            rows.append((primary["intercept"], primary["slope"], primary["min"], primary["max"],
+                         t[0], t[1]))
+        else:
+            c = ege["score"][subject]
+            rows.append((c["intercept"], c["slope"], 0, ege["max_score"],
+                         ege["min_score"][subject], np.nan))
+    table = np.array(rows, dtype=float)
+    return dict(zip(("c0", "c1", "lo", "hi", "low", "good"), table.T, strict=True))
+
+
+def _p_score_below(k: np.ndarray, scale: dict[str, np.ndarray], a: np.ndarray,
+                   mu: np.ndarray, sd: float) -> np.ndarray:
+    """P(clip(round(c0 + c1 y), lo, hi) < k) for y ~ N(mu, sd), per row (assessment ``a``).
+
+    For ``lo < k <= hi`` the score is below ``k`` exactly when ``c0 + c1 y < k - 0.5`` (the
+    clipping cannot move a score across ``k``; ties have probability 0).
+    """
+    c0, c1, lo, hi = (scale[name][a] for name in ("c0", "c1", "lo", "hi"))
+    p = ndtr(((k - 0.5 - c0) / c1 - mu) / sd)
+    return np.where(k <= lo, 0.0, np.where(k > hi, 1.0, p))
+
+
+def _truth_procedures(sittings: pd.DataFrame, panel: pd.DataFrame, schools: pd.DataFrame,
+                      planted: _Planted, cuts: dict) -> pd.DataFrame:
+    """True expected shares of «2» (below the minimum) and of «4»/«5» per result row.
+
+    Keys and order are those of :func:`_results`.  A student's latent score given the
+    school-year is ``y ~ N(mu, sd)`` (see the module docstring).
+    """
+    p = PARAMS["student_model"]
+    code = sittings["row"].to_numpy() * len(ASSESSMENTS) + sittings["a"].to_numpy()
+    keys, n = np.unique(code, return_counts=True)
+    row, a = np.divmod(keys, len(ASSESSMENTS))
+    sidx = panel["sidx"].to_numpy()[row]
+    type_effect = schools["school_type"].map(p["type_effect"]).to_numpy(dtype=float)
+    d = np.array([p["d_assessment"]["/".join(map(str, x))] for x in ASSESSMENTS])
+    vpr = np.array([x[0] == "VPR" for x in ASSESSMENTS])[a]
+    shift = np.where(vpr & planted.inflated[sidx],
+                     PARAMS["planted"]["inflated_vpr"]["vpr_shift"], 0.0)
+    mu = ((p["b_ses"] + p["b_comp"]) * panel["s_y"].to_numpy()[row] + type_effect[sidx]
+          + schools["u"].to_numpy()[sidx] + panel["v"].to_numpy()[row] + d[a] + shift)
+    sd = float(np.hypot(p["b_ses"] * p["sd_student_ses"], p["sd_student"]))
+    scale = _score_scales(cuts)
+    good = scale["good"][a]
+    p_low = _p_score_below(scale["low"][a], scale, a, mu, sd)
+    p_good = np.where(np.isnan(good), np.nan,
+                      1.0 - _p_score_below(np.nan_to_num(good), scale, a, mu, sd))
+    out = pd.DataFrame({
+        "school_id": pd.array(schools["school_id"].to_numpy()[sidx], dtype="string"),
+        "year": panel["year"].to_numpy(dtype="int64")[row],
+        "procedure": pd.array([ASSESSMENTS[i][0] for i in a], dtype="string"),
+        "subject": pd.array([ASSESSMENTS[i][1] for i in a], dtype="string"),
+        "grade": np.array([ASSESSMENTS[i][2] for i in a], dtype="int64"),
+        "participants": n.astype("int64"),
+        "expected_share_low": _round4(p_low),
+        "expected_share_good": _round4(p_good),
+    })
+    return out[list(TRUTH_PROCEDURES_COLUMNS)]
+
+
 def _truth_params(spec: RegionSpec, munis: pd.DataFrame, schools: pd.DataFrame,
                   planted: _Planted, cuts: dict, schools_table: pd.DataFrame,
                   results: pd.DataFrame, truth: pd.DataFrame) -> dict:
@@ -1063,8 +1201,10 @@ seed {seed}.
 **The pipeline never reads this folder**: it is the answer key against which tests check
 what the pipeline finds in `data/raw/`.
 
-Files: `truth.csv` (one row per school), `truth.json` (every generating parameter, the
-spec, the calibrated mark thresholds and the counts of each planted group).
+Files: `truth.csv` (one row per school), `truth_years.csv` (one row per school-year),
+`truth_procedures.csv` (one row per row of `results.csv`: the true expected shares of «2»
+and of «4»/«5»), `truth.json` (every generating parameter, the spec, the calibrated mark
+thresholds and the counts of each planted group).
 
 ## Columns of `truth.csv`
 
@@ -1083,6 +1223,41 @@ spec, the calibrated mark thresholds and the counts of each planted group).
 | `opened_year` | year from which a newly opened school is present (empty otherwise) |
 | `closed_year` | first year in which a closed school is absent (empty otherwise) |
 | `meets_shnor` | the ШНОР rule for the last year, computed from the generated `results` |
+
+## Columns of `truth_years.csv`
+
+One row per school present in a year (the rows of `schools.csv`, in the same order).
+
+| column | meaning |
+|---|---|
+| `school_id` | the school's code |
+| `year` | the year |
+| `latent_ses_year` | the school's latent social status that year, s_iy = s_i + N(0, 0.05) |
+| `year_effect` | the school-year effect v_iy on students' latent scores |
+| `effect` | the school's true effect that year, u_i + v_iy (student-SD units) |
+| `participants` | ВПР + ОГЭ sittings (student × assessment) that year; 0 without results |
+
+## Columns of `truth_procedures.csv`
+
+One row per row of `results.csv` (school × year × procedure × subject × grade, same order).
+
+| column | meaning |
+|---|---|
+| `school_id`, `year`, `procedure`, `subject`, `grade` | the result row's key |
+| `participants` | its participants (as in `results.csv`) |
+| `expected_share_low` | true probability of failing: «2» (ВПР, ОГЭ) or ЕГЭ below the minimum |
+| `expected_share_good` | true probability of «4» or «5» (ВПР, ОГЭ); empty for ЕГЭ |
+
+Both come analytically from the generating model, not from the drawn students.  Given the
+school-year, a student's latent score is y ~ N(mu, sd) with
+mu = (b_ses + b_comp)·s_iy + type effect + u_i + v_iy + d_assessment (+ the ВПР shift of a
+planted inflated school) and sd = sqrt(b_ses²·0.8² + {sd_e}²).  A score
+clip(round(c0 + c1·y), lo, hi) is below a threshold k (lo < k ≤ hi) exactly when
+c0 + c1·y < k − 0.5, so P(score < k) = Φ(((k − 0.5 − c0)/c1 − mu)/sd); the thresholds are
+the calibrated `cut_points` (ВПР, ОГЭ) and the ЕГЭ minima.  The observed share of «2» of a
+row is a binomial draw around `expected_share_low`, except for the planted low schools in
+the last two years, whose student noise was redrawn until they meet the ШНОР rule (their
+observed shares are selected upwards).
 
 ## The generating model
 
