@@ -17,7 +17,7 @@ from analysis.config import load_yaml
 from analysis.models.expected import ExpectedSpec, fit_expected
 from analysis.pipeline import stages
 from analysis.publish import context_report as cr
-from analysis.publish import report, ses_report
+from analysis.publish import flags_report, report, ses_report
 from conftest import make_project
 
 
@@ -136,6 +136,7 @@ def test_every_report_section_renders_in_both_languages(demo_run, lang):
     p = flatten(load_yaml(stages.Path(__file__).resolve().parents[1] / "params.yaml"),
                 ["year", "min_n", "lang", "prepare", "index", "clusters", "ses_link", "flags",
                  "report"])
+    p_flags = load_yaml(stages.Path(__file__).resolve().parents[1] / "params.yaml")["flags"]
     parts = [
         report.section_title(d, lang, 10), report.section_summary(d, lang),
         cr.section_index(d.context, lang), cr.section_quality_groups(d.context, lang, 10),
@@ -145,9 +146,9 @@ def test_every_report_section_renders_in_both_languages(demo_run, lang):
         ses_report.gradient_by_table(d.estimates, lang, year=2025),
         ses_report.section_binomial(d.estimates, lang, year=2025),
         ses_report.section_multilevel(d.estimates, lang, year=2025),
-        report.section_lists(d, lang, min_n=10, top_n=5, q=0.25, min_effect=0.05,
-                             threshold=0.3, obj_threshold=0.15),
-        report.section_typology(d, lang, 0.25), report.section_dynamics(d, lang),
+        flags_report.section_lists(d, lang, p_flags, min_n=10, top_n=5),
+        flags_report.section_cards(d, lang, p_flags, min_n=10),
+        flags_report.section_typology(d, lang, p_flags), report.section_dynamics(d, lang),
         report.section_methods(d, lang, p), report.section_exclusions(d, lang, 5),
     ]
     text = "\n".join(parts)
@@ -155,7 +156,9 @@ def test_every_report_section_renders_in_both_languages(demo_run, lang):
     assert marker in text
     if lang == "en":
         # data cells (names, municipalities) and the programme's acronyms stay Russian
-        prose = re.sub(r"<td>[^<]*</td>|ШНОР|ШНСУ", "", text)
+        # (and the cards' titles, municipality headings and peers)
+        prose = re.sub(r"<td[^>]*>[^<]*</td>|<summary>[^<]*</summary>|<h4>[^<]*</h4>|"
+                       r"Similar schools:[^<]*|ШНОР|ШНСУ", "", text)
         assert not re.search("[А-Яа-яЁё]{3,}", prose), re.search("[А-Яа-яЁё]{3,}.{0,40}", prose)
 
 

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from analysis.flags import TYPOLOGY
 from analysis.i18n import label, t
 from analysis.outputs import write_json
 
@@ -239,16 +238,20 @@ def para(key: str, lang: str = "ru", **fmt: Any) -> str:
 
 
 def summary_counts(d, lang: str = "ru") -> dict[str, int]:
-    """Headline counts of the report (and of metrics.json)."""
+    """Headline counts of the report (and of metrics.json): schools, results, and the number
+    of schools on each list of section 5."""
     f = d.flags
     return {
         "schools": int(d.schools_year["school_id"].nunique()),
         "municipalities": int(d.schools_year["municipality"].nunique()),
         "results": int(len(d.results)),
-        "analysed": int(len(f)),
+        # schools with a school effect (the others are "н/д" in the typology)
+        "analysed": int(f["effect"].notna().sum()),
         "resilient": int(f["resilient"].sum()),
+        "needs_review": int(f["needs_review"].sum()),
         "shnor": int(d.shnor["shnor"].sum()),
-        "shnsu": int(f["low_context"].sum()),
+        "shnsu": int(f["shnsu"].sum()),
+        "risk_zone": int(f["risk_zone"].sum()),
         "objectivity": int(d.objectivity["objectivity_flag"].sum()),
         # rows of the schools and results tables (student rows: in the exclusions table)
         "excluded": int((d.ledger["table"] != "students").sum()),
@@ -287,101 +290,6 @@ def index_warnings(records: Sequence[Mapping[str, Any]], lang: str = "ru") -> st
     return para("report.index_dropped", lang, items=items)
 
 
-def with_clusters(d, df: pd.DataFrame, lang: str) -> pd.DataFrame:
-    """``df`` (with ``school_id``) with each school's context ``cluster`` and its name, so
-    the report's lists are grouped by context (NA for a school without a cluster)."""
-    names = {int(k): v for k, v in d.context["clusters"]["names"][lang].items()}
-    c = d.clusters[["school_id", "cluster"]]
-    out = df.drop(columns=["cluster"], errors="ignore").merge(c, on="school_id", how="left")
-    out.index = df.index
-    out["cluster_name"] = [f"{int(k)}. {names[int(k)]}" if pd.notna(k) else ""
-                           for k in out["cluster"]]
-    return out
-
-
-def flagged_schools(f: pd.DataFrame, mask: pd.Series, lang: str, top_n: int) -> str:
-    """Flagged schools grouped by context cluster (``cluster_name``, see
-    :func:`with_clusters`), the largest deviation first within a cluster."""
-    cols = ["cluster_name", "school_id", "school_name", "municipality", "school_type",
-            "social_index", "quality_index", "fitted", "residual", "interval", "n_students"]
-    df = f.loc[mask].assign(interval=lambda x: [f"{a:+.3f}…{b:+.3f}" for a, b in
-                                                zip(x["ci_low"], x["ci_high"])])
-    df = df.sort_values(["cluster", "residual", "school_id"], ascending=[True, False, True],
-                        kind="stable")
-    return html_table(label_categories(df[cols], lang), lang, max_rows=top_n,
-                      formats={"residual": lambda v: f"{v:+.3f}", "n_students": fmt_num(0)})
-
-
-def shnor_table(d, lang: str, min_n: int, top_n: int) -> pd.DataFrame:
-    """One row per ШНОР school: criteria met and its low procedures, small cells suppressed."""
-    det = d.shnor_details.copy()
-    det["share"] = suppress(det["share_low"], det["participants"], min_n, lang)
-    det["text"] = [
-        f"{label('procedure', p, lang)} {g} · {label('subject', s, lang)} · {y}: {sh}"
-        + (f" (n={n})" if n >= min_n else "")
-        for p, g, s, y, sh, n in zip(det["procedure"], det["grade"], det["subject"], det["year"],
-                                     det["share"], det["participants"])
-    ]
-    texts = det.groupby("school_id", sort=True)["text"].agg("; ".join)
-    on = d.shnor.loc[d.shnor["shnor"]].merge(
-        d.schools_year[["school_id", "school_name", "municipality", "school_type"]],
-        on="school_id", how="left")
-    crit = []
-    for c1, c2 in zip(on["criterion_1"], on["criterion_2"]):
-        parts = ([t("value.criterion_1", lang, year=d.year)] if c1 else []) + (
-            [t("value.criterion_2", lang, year=d.year, prev=d.year - 1)] if c2 else [])
-        crit.append("; ".join(parts))
-    on["criteria"] = crit
-    on["low_procedures"] = on["school_id"].map(texts)
-    cols = ["school_id", "school_name", "municipality", "school_type", "criteria",
-            "low_procedures"]
-    return label_categories(on[cols], lang)
-
-
-def section_lists(d, lang: str, *, min_n: int, top_n: int, q: float, min_effect: float,
-                  threshold: float, obj_threshold: float) -> str:
-    f = with_clusters(d, d.flags, lang)
-    cut = float(f["low_context_cut"].iloc[0]) if len(f) else float("nan")
-    obj = d.objectivity.loc[d.objectivity["objectivity_flag"]].merge(
-        d.schools_year[["school_id", "school_name", "municipality"]], on="school_id")
-    obj = obj.sort_values(["gap", "school_id"], ascending=[False, True], kind="stable")
-    return "\n".join([
-        heading("report.lists", lang),
-        heading("report.list_resilient", lang, 3),
-        para("report.list_resilient_text", lang, q=q, min_effect=min_effect),
-        flagged_schools(f, f["resilient"], lang, top_n),
-        heading("report.list_shnor", lang, 3),
-        para("report.list_shnor_text", lang, thr=threshold, year=d.year, prev=d.year - 1,
-             min_n=min_n),
-        html_table(shnor_table(d, lang, min_n, top_n), lang, max_rows=top_n),
-        heading("report.list_shnsu", lang, 3),
-        para("report.list_shnsu_text", lang, q=q, cut=cut),
-        flagged_schools(f, f["low_context"], lang, top_n),
-        heading("report.list_objectivity", lang, 3),
-        para("report.list_objectivity_text", lang, thr=obj_threshold),
-        html_table(obj[["school_id", "school_name", "municipality", "vpr_quality",
-                        "oge_quality", "gap"]], lang, max_rows=top_n,
-                   formats={"vpr_quality": fmt_pct, "oge_quality": fmt_pct,
-                            "gap": lambda v: f"{v:+.3f}"}),
-    ])
-
-
-def section_typology(d, lang: str, q: float) -> str:
-    f = d.flags
-    counts = (f["typology"].value_counts().reindex(list(TYPOLOGY), fill_value=0)
-              .rename_axis("typology").rename("n_schools").reset_index())
-    by_mun = pd.crosstab(f["municipality"], f["typology"]).reindex(
-        columns=list(TYPOLOGY), fill_value=0)
-    by_mun.columns = [label("typology", c, lang) for c in by_mun.columns]
-    by_mun.index.name = "municipality"
-    return "\n".join([
-        heading("report.typology", lang), para("report.typology_text", lang, q=q),
-        html_table(label_categories(counts, lang), lang),
-        heading("report.typology_by_municipality", lang, 3),
-        html_table(by_mun.sort_index(), lang, index=True),
-    ])
-
-
 def section_dynamics(d, lang: str) -> str:
     dyn = label_categories(dynamics(d.results), lang)
     return "\n".join([
@@ -393,15 +301,18 @@ def section_dynamics(d, lang: str) -> str:
 def section_methods(d, lang: str, params: Mapping[str, Any]) -> str:
     """Methods appendix: method in words, the data files with their SHA-256, the code and
     package versions, and every parameter of the run (paths relative to the project)."""
+    from analysis.publish.flags_report import methods_text
     from analysis.publish.provenance import code_version, package_versions
 
     p = params
+    flags_methods = methods_text(d, lang)
     signed = ", ".join(f"{k} ({'+' if v > 0 else '−'})" for k, v in p["index_indicators"].items())
     return "\n".join([
         heading("report.methods", lang),
         para("report.methods_text", lang, method=p["index_method"], indicators=signed,
              min_ind=p["index_min_indicators"], quality=quality_formula_text(p, lang),
              cov=p["ses_link_cov_type"], min_n=p["min_n"], seed=p["clusters_seed"]),
+        f"<p>{html.escape(flags_methods)}</p>" if flags_methods else "",
         heading("report.data_files", lang, 3),
         para("report.data_files_text", lang),
         html_table(data_files_table(d.validation), lang),
@@ -433,13 +344,18 @@ def build_metrics(d, params: Mapping[str, Any]) -> dict[str, Any]:
     ``clusters.stability_ari``, ``similar.n_ranked``, and the flag counts (``counts``).
     """
     from analysis.publish.context_report import metrics as context_metrics
+    from analysis.publish.flags_report import flag_metrics
     from analysis.publish.ses_report import ses_metrics
 
     counts = summary_counts(d)
+    flags = flag_metrics(d)
     return {
         "year": d.year,
         "counts": counts,
-        "typology": {k: int((d.flags["typology"] == k).sum()) for k in TYPOLOGY},
+        # schools with an estimate by typological group (sums to counts.analysed); the
+        # schools without one: flags.typology_matrix, column "na"
+        "typology": {k: v for k, v in flags.pop("typology").items() if k != "na"},
+        "flags": flags,
         "ses": ses_metrics(d.estimates, year=d.year),
         **context_metrics(d.context),
         "accounting_balanced": bool(

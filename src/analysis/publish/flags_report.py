@@ -1,0 +1,946 @@
+"""The report's sections 5 (lists of schools) and 6 (typological groups), and the
+"why this school" cards.
+
+Inputs are the stage 04 outputs in :class:`analysis.pipeline.stages.ReportData` (``flags``,
+``cards``, ``shnor_details``, ``objectivity``, ``objectivity_evidence``, ``changes``,
+``similar_peers``, ``flags_summary``) and ``params.yaml``'s ``flags`` section (the report
+notebook's ``flags_*`` parameters, ``analysis.config.section(params, "flags")``).
+
+What every function here keeps to:
+
+- every string from the data is escaped (:func:`~analysis.publish.report.html_table` or
+  :func:`html.escape`); every text comes from ``labels.yaml``;
+- nothing computed from fewer than ``min_n`` participants is shown: a low ШНОР procedure
+  with fewer participants is counted, never named, and its share is not shown; a card's
+  procedure with fewer participants is «н/д»;
+- a value that could not be computed is «н/д», never "nan".
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from analysis.flags.rules import TYPOLOGY
+from analysis.i18n import label, t
+from analysis.ingest.schema import PROCEDURES, SETTLEMENT_TYPES
+from analysis.publish.report import heading, html_table, para
+
+#: Lists whose schools get a "why this school" card, in the order of the card's title.
+CARD_LISTS = ("resilient", "needs_review", "shnor", "shnsu", "risk_zone", "objectivity_flag")
+#: Lists compared with last year (analysis.flags.stage.LISTS).
+CHANGE_LISTS = ("resilient", "shnor", "shnsu", "risk_zone")
+#: Robustness specifications (analysis.flags.stage.SPECS), the fallback order.
+SPECS = ("default", "context_measure", "multilevel", "terms", "context_cut", "interval_99")
+#: Objectivity screens (analysis.flags.objectivity.SCREENS).
+SCREENS = ("vpr_oge", "top_marks", "heaping")
+#: Performance columns of the typology matrix, and the column of each typological group.
+PERF = ("above", "expected", "below", "na")
+PERF_OF = {"resilient": "above", "needs_review": "above", "above_unconfirmed": "above",
+           "favourable": "above", "expected": "expected", "unfavourable": "below",
+           "unrealised": "below", "na": "na"}
+CONTEXTS = ("low", "favourable", "na")
+#: Similar schools named on a card.
+MAX_PEERS = 5
+
+
+# --- parameters and formatting ---------------------------------------------------------------
+
+def flag_params(d, flags: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``params.yaml``'s ``flags`` section for the texts, completed from what stage 04
+    recorded in ``flags.json`` (``z``, ``n_years``, ``multilevel``, ``year_weights``, the
+    cuts).  A key that is still unknown leaves out the sentence that needs it."""
+    p = dict(flags or {})
+    s = d.flags_summary or {}
+    spec = s.get("spec") or {}
+    for key, value in (("z", spec.get("z")), ("n_years", spec.get("n_years")),
+                       ("multilevel", spec.get("multilevel")),
+                       ("year_weights", spec.get("weights"))):
+        if p.get(key) is None and value is not None:
+            p[key] = value
+    p["_low_context_cut"] = s.get("low_context_cut")
+    p["_shnsu_cut"] = s.get("shnsu_cut")
+    p["_shnsu_reference_year"] = s.get("shnsu_reference_year") or p.get("shnsu_reference_year")
+    p["_terms"] = spec.get("terms")
+    if s.get("min_years") is not None:  # stage 04 lowers it in a region with fewer years
+        p["_min_years"] = s["min_years"]
+    else:
+        p["_min_years"] = p.get("min_years")
+    p["_context"] = s.get("context")  # schools by context source: {"index": n, "students": m}
+    return p
+
+
+def context_col(f: pd.DataFrame) -> str:
+    """The column of the context measure the flags used: ``context_index`` (stage 04 with
+    the students' status) or ``social_index``."""
+    return "context_index" if "context_index" in f else "social_index"
+
+
+def context_text(p: Mapping[str, Any], lang: str) -> str:
+    """What "context" means in this run: the students' mean status (where the students table
+    has it) and/or the social well-being index."""
+    counts = p.get("_context") or {}
+    students, index = int(counts.get("students", 0)), int(counts.get("index", 0))
+    if students and index:
+        return t("flags.context_mixed", lang, students=students, index=index)
+    if students:
+        return t("flags.context_students", lang)
+    return t("flags.context_index", lang)
+
+
+def _opt(key: str, lang: str, **fmt: Any) -> str:
+    """``t(key, **fmt)``, or "" when a value the sentence needs is unknown (``None``)."""
+    if any(v is None for v in fmt.values()):
+        return ""
+    return t(key, lang, **fmt)
+
+
+def _blank_na(s: pd.Series) -> pd.Series:
+    """``s`` with empty strings as missing values."""
+    return s.astype(object).mask(s.fillna("").astype(str).eq(""))
+
+
+def short(value: Any) -> str | None:
+    """A parameter as written, without trailing zeros (0.125 -> "0.125", 0.3 -> "0.3")."""
+    return None if value is None else f"{float(value):.4g}"
+
+
+def short_pct(value: Any) -> str | None:
+    """A share parameter as a percentage without rounding it away (0.275 -> "27.5%")."""
+    return None if value is None else f"{100.0 * float(value):.4g}%"
+
+
+def _p(text: str) -> str:
+    return f"<p>{html.escape(text)}</p>" if text else ""
+
+
+def level_text(z: float | None) -> str | None:
+    """Two-sided confidence level of ``z`` as a percentage (1.96 -> "95%")."""
+    return None if z is None else f"{2.0 * float(norm.cdf(float(z))) - 1.0:.0%}"
+
+
+def fmt_values(values: Any, spec: str, na_text: str = "") -> pd.Series:
+    """Format numbers with ``spec`` (``"+.2f"``, ``".1%"``) without a Python loop; a missing
+    value becomes ``na_text``, never "nan"; "-0.00" becomes "0.00"."""
+    x = pd.to_numeric(pd.Series(values), errors="coerce").astype("float64")
+    arr = x.to_numpy()
+    ok = np.isfinite(arr)
+    pct = spec.endswith("%")
+    core = spec[:-1] + "f" if pct else spec
+    text = np.char.mod("%" + core, np.where(ok, arr * (100.0 if pct else 1.0), 0.0))
+    out = pd.Series(text, index=x.index, dtype=object).str.replace(r"^-(?=[^1-9]*$)", "",
+                                                                    regex=True)
+    if pct:
+        out = out + "%"
+    return out.where(ok, na_text)
+
+
+def labels_of(values: pd.Series, kind: str, lang: str, empty: str = "") -> pd.Series:
+    """Catalogue labels of category codes (one look-up per distinct code)."""
+    codes = values.astype(object).where(values.notna(), None)
+    known = {v: label(kind, v, lang) for v in pd.unique(codes.dropna())}
+    out = codes.map(known).astype(object)
+    return out.where(out.notna(), empty)
+
+
+def effect_ci(f: pd.DataFrame, lang: str, *, digits: int = 2) -> pd.Series:
+    """"+0.12 [+0.07; +0.17]" per school, or «н/д (reason)»."""
+    spec = f"+.{digits}f"
+    est, lo, hi = (fmt_values(f[c], spec) for c in ("effect", "effect_low", "effect_high"))
+    text = est + " [" + lo + "; " + hi + "]"
+    reason = f["effect_reason"] if "effect_reason" in f else pd.Series("", index=f.index)
+    reason = reason.fillna("").astype(str)
+    mark = t("value.na", lang)
+    why = {r: f"{mark} ({label('reason', r, lang)})" if r else mark for r in reason.unique()}
+    return text.where(f["effect"].notna().to_numpy(), reason.map(why))
+
+
+def prob_text(p: pd.Series, lang: str) -> pd.Series:
+    """A probability as a whole percentage, "> 99%" / "< 1%" at the ends."""
+    x = pd.to_numeric(p, errors="coerce").astype("float64")
+    out = fmt_values(x, ".0%", t("value.na", lang))
+    out = out.mask(x >= 0.995, t("flags.p_high", lang))
+    return out.mask(x < 0.005, t("flags.p_low", lang))
+
+
+def _count_share(n: pd.Series, total: pd.Series, lang: str) -> pd.Series:
+    share = fmt_values(n / total.where(total > 0), ".1%", "")
+    return (n.astype("int64").astype(str) + " (" + share + ")").where(total > 0, n.astype(
+        "int64").astype(str))
+
+
+def _num(value: Any, spec: str, lang: str) -> str:
+    return fmt_values([value], spec, t("value.na", lang)).iloc[0]
+
+
+def outcomes_of(d) -> list[str]:
+    """The outcomes (procedures) of the cards: ВПР, ОГЭ, ЕГЭ first, then any other code."""
+    have = set(d.cards["outcome"].dropna()) if len(d.cards) else set()
+    return [o for o in PROCEDURES if o in have] + sorted(have - set(PROCEDURES))
+
+
+def school_names(d) -> pd.DataFrame:
+    """``school_id`` -> the latest ``school_name`` and ``municipality`` over all years (a
+    school that left the data keeps a name)."""
+    s = d.schools.sort_values(["school_id", "year"], kind="stable")
+    return s.drop_duplicates("school_id", keep="last").set_index("school_id")[
+        ["school_name", "municipality"]]
+
+
+# --- 5.1 resilient ---------------------------------------------------------------------------
+
+def resilient_table(f: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """One row per school of ``f``: school, municipality, type, social index, effect with its
+    interval, years above expected, "X из Y" specifications; the largest effect first."""
+    f = f.sort_values(["effect", "school_id"], ascending=[False, True], kind="stable")
+    specs = [t("flags.specs_of", lang, held=int(h), total=int(n))
+             for h, n in zip(f["specs_held"], f["specs_total"])]
+    return pd.DataFrame({
+        "school_name": f["school_name"].astype(object),
+        "municipality": f["municipality"].astype(object),
+        "school_type": labels_of(f["school_type"], "school_type", lang),
+        "social_index": fmt_values(f["social_index"], "+.2f", t("value.na", lang)),
+        **({"context_index": fmt_values(f["context_index"], "+.2f", t("value.na", lang))}
+           if _students_context(f) else {}),
+        "effect_ci": effect_ci(f, lang),
+        "years_above_list": f["years_above_list"].fillna("").astype(object),
+        "specs": pd.Series(specs, index=f.index, dtype=object),
+    })
+
+
+def _students_context(f: pd.DataFrame) -> bool:
+    return "context_source" in f and bool(f["context_source"].eq("students").any())
+
+
+def settlement_table(f: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """By settlement type: schools, with an effect estimate, median participants, above and
+    below expected (count and share of those with an estimate)."""
+    g = f.assign(est=f["effect"].notna(), above=f["direction"].eq("above"),
+                 below=f["direction"].eq("below"),
+                 n=pd.to_numeric(f["n_students"], errors="coerce").astype("float64"),
+                 settlement=f["settlement_type"].astype(object).fillna("_na"))
+    agg = g.groupby("settlement", sort=False).agg(
+        n_schools=("school_id", "size"), n_estimate=("est", "sum"),
+        median_students=("n", "median"), above=("above", "sum"), below=("below", "sum"))
+    order = [s for s in SETTLEMENT_TYPES if s in agg.index] + sorted(
+        s for s in agg.index if s not in SETTLEMENT_TYPES)
+    agg = agg.loc[order]
+    names = pd.Series([t("value.na", lang) if s == "_na" else label("settlement_type", s, lang)
+                       for s in agg.index], index=agg.index, dtype=object)
+    return pd.DataFrame({
+        "settlement_type": names,
+        "n_schools": agg["n_schools"].astype("int64"),
+        "n_estimate": agg["n_estimate"].astype("int64"),
+        "median_students": fmt_values(agg["median_students"], ".0f", t("value.na", lang)),
+        "above": _count_share(agg["above"], agg["n_estimate"], lang),
+        "below": _count_share(agg["below"], agg["n_estimate"], lang),
+    }).reset_index(drop=True)
+
+
+def _factors_text(d, lang: str) -> str:
+    terms = d.flags_summary.get("spec", {}).get("terms") if d.flags_summary else None
+    parts = ["social_index", *(terms or [])]
+    return ", ".join(_factor_label(c, lang) for c in parts)
+
+
+def _factor_label(col: str, lang: str) -> str:
+    try:
+        return t(f"factor.{col}", lang)
+    except KeyError:
+        return str(col)
+
+
+def _weights_text(w: Any, lang: str) -> str | None:
+    if w is None:
+        return None
+    try:
+        return t(f"flags.weights.{w}", lang)
+    except KeyError:
+        return t("flags.weights.other", lang, weights=w)
+
+
+def _cut_how(p: Mapping[str, Any], lang: str, method_key: str, q_key: str) -> str:
+    if p.get(method_key) == "quantile" and p.get(q_key) is not None:
+        return t("flags.cut_quantile", lang, q=short_pct(p[q_key]))
+    return ""
+
+
+def section_resilient(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n: int) -> str:
+    f = d.flags
+    level = level_text(p.get("z"))
+    cut = p.get("_low_context_cut")
+    outcomes = outcomes_of(d)
+    p_above = ("" if p.get("p_above") is None
+               else t("flags.p_above", lang, p=short_pct(p["p_above"])))
+    if p.get("method") == "quadrant":
+        rule = _opt("flags.rule_resilient_quadrant", lang, min_n=min_n)
+    else:
+        rule = _opt("flags.rule_resilient", lang,
+                    cut=None if cut is None else _num(cut, "+.2f", lang),
+                    cut_how=_cut_how(p, lang, "low_context", "low_context_quantile"),
+                    level=level, min_effect=short(p.get("min_effect")),
+                    p_above=p_above, min_years=p.get("_min_years"), n_years=p.get("n_years"),
+                    context=context_text(p, lang))
+    effect = _opt("flags.effect_def", lang,
+                  outcomes=", ".join(label("procedure", o, lang) for o in outcomes) or
+                  t("value.na", lang), factors=_factors_text(d, lang),
+                  n_years=p.get("n_years"), weights=_weights_text(p.get("year_weights"), lang),
+                  multilevel=t("flags.multilevel", lang) if p.get("multilevel") else "",
+                  level=level)
+    specs = list((d.flags_summary or {}).get("specs") or SPECS)
+    robust = t("flags.robustness", lang, total=len(specs),
+               specs="; ".join(label("spec", s, lang) for s in specs))
+    counts = (d.flags_summary or {}).get("spec_counts") or {}
+    spec_table = pd.DataFrame({"spec": [label("spec", s, lang) for s in specs],
+                               "n_resilient": [int(counts.get(s, 0)) for s in specs]})
+    est = f["effect"].notna()
+    n_review = int(f["direction"].eq("review").sum())
+    directions = t("flags.directions", lang, n_est=int(est.sum()),
+                   above=int(f["direction"].eq("above").sum()),
+                   below=int(f["direction"].eq("below").sum()),
+                   review=t("flags.directions_review", lang, n=n_review) if n_review else "")
+    return "\n".join([
+        heading("report.list_resilient", lang, 3),
+        _p(effect), _p(rule), _p(robust),
+        html_table(resilient_table(f.loc[f["resilient"]], lang), lang, max_rows=top_n),
+        heading("report.list_needs_review", lang, 4),
+        para("flags.needs_review_text", lang),
+        html_table(resilient_table(f.loc[f["needs_review"]], lang), lang, max_rows=top_n),
+        heading("report.list_specs", lang, 4),
+        html_table(spec_table, lang),
+        heading("report.list_by_settlement", lang, 4),
+        _p(directions),
+        html_table(settlement_table(f, lang), lang),
+    ])
+
+
+# --- 5.2 ШНОР --------------------------------------------------------------------------------
+
+def shnor_procedures(d, lang: str, min_n: int) -> pd.Series:
+    """Per ШНОР school (index ``school_id``): its low procedures of both years with at
+    least ``min_n`` participants, named with their share, then the number of the others
+    («ещё процедур с числом участников меньше {min_n}: N»): a small procedure is never
+    named and its share never shown."""
+    ids = d.flags.loc[d.flags["shnor"], "school_id"]
+    det = d.shnor_details
+    if "low" in det:
+        det = det.loc[det["low"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
+    det = det.loc[det["school_id"].isin(ids)].sort_values(
+        ["school_id", "year", "procedure", "subject", "grade"], kind="stable")
+    n = pd.to_numeric(det["participants"], errors="coerce").fillna(0)
+    big = det.loc[n >= min_n]
+    template = t("flags.shnor_procedure", lang)
+    texts = [template.format(procedure=a, grade=g, subject=s, year=y, share=sh, n=k)
+             for a, g, s, y, sh, k in zip(
+                 labels_of(big["procedure"], "procedure", lang),
+                 big["grade"].astype("string").fillna(""),
+                 labels_of(big["subject"], "subject", lang),
+                 big["year"].astype("string").fillna(""),
+                 fmt_values(big["share_low"], ".0%", t("value.na", lang)),
+                 big["participants"].astype("Int64").astype("string"))]
+    named = pd.Series(texts, index=big.index, dtype=object).groupby(
+        big["school_id"].to_numpy()).agg("; ".join)
+    small = (n < min_n).groupby(det["school_id"].to_numpy()).sum()
+    out = []
+    for sid in ids:
+        text, k = named.get(sid, ""), int(small.get(sid, 0))
+        if k:
+            key = "flags.shnor_small_more" if text else "flags.shnor_small_only"
+            text = "; ".join(x for x in (text, t(key, lang, min_n=min_n, n=k)) if x)
+        out.append(text)
+    return pd.Series(out, index=pd.Index(ids.to_numpy(), name="school_id"), dtype=object)
+
+
+def _criteria(f: pd.DataFrame, year: int, lang: str) -> pd.Series:
+    c1 = f["n_low_year"] >= 2
+    c2 = (f["n_low_year"] >= 1) & (f["n_low_prev"] >= 1)
+    t1 = t("value.criterion_1", lang, year=year)
+    t2 = t("value.criterion_2", lang, year=year, prev=year - 1)
+    both = pd.Series(np.where(c1 & c2, t1 + "; " + t2, np.where(c1, t1, np.where(c2, t2, ""))),
+                     index=f.index, dtype=object)
+    return both
+
+
+def shnor_table(d, lang: str, min_n: int) -> pd.DataFrame:
+    """One row per ШНОР school: criteria met, numbers of low procedures, the probabilistic
+    label and probability, and the named low procedures (only those with at least
+    ``min_n`` participants; the others counted)."""
+    f = d.flags.loc[d.flags["shnor"]].sort_values(
+        ["municipality", "school_name", "school_id"], kind="stable")
+    procs = shnor_procedures(d, lang, min_n)
+    return pd.DataFrame({
+        "school_name": f["school_name"].astype(object),
+        "municipality": f["municipality"].astype(object),
+        "school_type": labels_of(f["school_type"], "school_type", lang),
+        "criteria": _criteria(f, d.year, lang),
+        "n_low_year": f["n_low_year"].astype("int64"),
+        "n_low_prev": f["n_low_prev"].astype("int64"),
+        "shnor_label": labels_of(_blank_na(f["shnor_label"]), "shnor_label", lang),
+        "p_rule": prob_text(f["p_rule"], lang),
+        "low_procedures": f["school_id"].map(procs).fillna("").astype(object),
+    })
+
+
+def section_shnor(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n: int) -> str:
+    f = d.flags
+    on = f.loc[f["shnor"]]
+    k = p.get("shnor_min_participants")
+    sizes = (None if k is None else t("flags.shnor_all_sizes", lang) if int(k) <= 0
+             else t("flags.shnor_min_participants", lang, k=int(k)))
+    procs = p.get("shnor_procedures")
+    low = _opt("flags.shnor_low", lang, thr=short_pct(p.get("shnor_threshold")),
+               procedures=None if procs is None else ", ".join(
+                   label("procedure", x, lang) for x in procs), participants=sizes)
+    labels = on["shnor_label"].value_counts()
+    rule = "".join([
+        para("flags.shnor_rule", lang),
+        "<ol>", f"<li>{html.escape(t('flags.shnor_criterion_1', lang, year=d.year))}</li>",
+        f"<li>{html.escape(t('flags.shnor_criterion_2', lang, year=d.year, prev=d.year - 1))}"
+        "</li></ol>"])
+    return "\n".join([
+        heading("report.list_shnor", lang, 3), rule, _p(low),
+        _p(_opt("flags.shnor_labels", lang, sure=short_pct(p.get("shnor_sure")), min_n=min_n)),
+        para("flags.shnor_count", lang, n=len(on), reliable=int(labels.get("reliable", 0)),
+             borderline=int(labels.get("borderline", 0)),
+             few=int(labels.get("few_participants", 0))),
+        html_table(shnor_table(d, lang, min_n), lang, max_rows=top_n),
+    ])
+
+
+# --- 5.3 ШНСУ, 5.4 risk zone ----------------------------------------------------------------
+
+def section_shnsu(d, lang: str, p: Mapping[str, Any], *, top_n: int) -> str:
+    f = d.flags
+    on = f.loc[f["shnsu"]].sort_values(["anchored_index", "school_id"], kind="stable")
+    cut, ref = p.get("_shnsu_cut"), p.get("_shnsu_reference_year")
+    cut_t = None if cut is None else _num(cut, "+.2f", lang)
+    if p.get("shnsu_method") == "quantile":
+        q = p.get("shnsu_quantile")
+        rule = _opt("flags.shnsu_rule_quantile", lang, q=short_pct(q),
+                    ref=ref, cut=cut_t)
+    else:
+        rule = _opt("flags.shnsu_rule", lang, cut=cut_t, ref=ref)
+    prev = ((d.flags_summary or {}).get("previous_counts") or {}).get("shnsu")
+    count = t("flags.shnsu_count", lang, year=d.year, prev=d.year - 1, n=len(on),
+              n_index=int(f["anchored_index"].notna().sum()),
+              prev_n=t("value.na", lang) if prev is None else int(prev))
+    table = pd.DataFrame({
+        "school_name": on["school_name"].astype(object),
+        "municipality": on["municipality"].astype(object),
+        "school_type": labels_of(on["school_type"], "school_type", lang),
+        "settlement_type": labels_of(on["settlement_type"], "settlement_type", lang),
+        "anchored_index": fmt_values(on["anchored_index"], "+.2f", t("value.na", lang)),
+    })
+    return "\n".join([heading("report.list_shnsu", lang, 3), _p(rule), _p(count),
+                      html_table(table, lang, max_rows=top_n)])
+
+
+def risk_reasons(f: pd.DataFrame, lang: str, *, trend: bool = True) -> pd.Series:
+    """Why each school is in the risk zone (decline, with its trend per year, and/or low
+    context and below expected)."""
+    slope = fmt_values(f["trend"], "+.3f", t("value.na", lang))
+    decl = (t("flags.risk_declining", lang, trend="\0") if trend
+            else t("criterion.declining", lang))
+    a = pd.Series(np.where(f["declining"], [decl.replace("\0", x) for x in slope], ""),
+                  index=f.index, dtype=object)
+    b = pd.Series(np.where(f["risk_low_below"], t("flags.risk_low_below", lang), ""),
+                  index=f.index, dtype=object)
+    both = a.str.cat(b, sep="; ")
+    return both.str.strip("; ")
+
+
+def section_risk(d, lang: str, p: Mapping[str, Any], *, top_n: int) -> str:
+    f = d.flags
+    on = f.loc[f["risk_zone"]].sort_values(["municipality", "school_name", "school_id"],
+                                           kind="stable")
+    rule = _opt("flags.risk_rule", lang, n_years=p.get("n_years"),
+                decline=short(p.get("decline_min")), level=level_text(p.get("z")),
+                min_effect=short(p.get("min_effect")))
+    table = pd.DataFrame({
+        "school_name": on["school_name"].astype(object),
+        "municipality": on["municipality"].astype(object),
+        "school_type": labels_of(on["school_type"], "school_type", lang),
+        "risk_reason": risk_reasons(on, lang, trend=False),
+        "effect_ci": effect_ci(on, lang),
+        "trend": fmt_values(on["trend"], "+.3f", t("value.na", lang)),
+    })
+    return "\n".join([
+        heading("report.list_risk_zone", lang, 3), _p(rule),
+        para("flags.risk_count", lang, n=len(on), declining=int(on["declining"].sum()),
+             low_below=int(on["risk_low_below"].sum())),
+        html_table(table, lang, max_rows=top_n)])
+
+
+# --- 5.5 objectivity -------------------------------------------------------------------------
+
+def evidence_table(d, lang: str, min_n: int) -> pd.DataFrame:
+    """The comparisons behind each school's signs of non-objectivity: every row of a screen
+    that fired for the school (the pooled one and by subject), with the school's value, the
+    reference, the interval, the threshold and the participants on each side; rows with
+    fewer than ``min_n`` on a side are left out."""
+    ev = d.objectivity_evidence
+    if "school_id" not in ev:  # no screen could be assessed at all
+        ev = pd.DataFrame(columns=["school_id", "screen", "procedure", "subject", "grade",
+                                   "value", "reference", "low", "high", "threshold", "n",
+                                   "n_other", "fired"])
+    flagged = d.flags.loc[d.flags["objectivity_flag"], ["school_id", "school_name",
+                                                        "municipality"]]
+    ev = ev.loc[ev["school_id"].isin(flagged["school_id"])]
+    n = pd.to_numeric(ev["n"], errors="coerce").fillna(0)
+    n_other = pd.to_numeric(ev["n_other"], errors="coerce").fillna(0)
+    ev = ev.loc[(n >= min_n) & (n_other >= min_n)]
+    fired = ev["fired"].astype("boolean").fillna(False).astype(bool)
+    keep = fired.groupby([ev["school_id"], ev["screen"]]).transform("any")
+    ev = ev.loc[keep].merge(flagged, on="school_id", how="left")
+    order = {s: i for i, s in enumerate(SCREENS)}
+    ev = ev.assign(_s=ev["screen"].map(order).fillna(len(order)),
+                   _all=ev["subject"].ne("all")).sort_values(
+        ["municipality", "school_name", "school_id", "_s", "_all", "subject", "grade"],
+        kind="stable", ignore_index=True)
+    diff = ev["screen"].eq("vpr_oge").to_numpy()
+    na_t = t("value.na", lang)
+
+    unit = t("flags.pp", lang, value="\0")
+    pts = [unit if x else "\0" for x in diff]
+
+    def show(col: str, signed: bool) -> pd.Series:
+        """Gaps in percentage points, shares in percent."""
+        points = fmt_values(ev[col].astype("Float64") * 100, "+.1f" if signed else ".1f", na_t)
+        share = fmt_values(ev[col], ".1%", na_t)
+        return pd.Series(np.where(diff, points, share), index=ev.index, dtype=object)
+
+    def with_unit(text: pd.Series) -> pd.Series:
+        return pd.Series([u.replace("\0", x) for u, x in zip(pts, text)], index=ev.index,
+                         dtype=object)
+
+    subject = labels_of(ev["subject"].mask(ev["subject"].eq("all")), "subject", lang,
+                        empty=t("flags.all_subjects", lang))
+    grade = ev["grade"].astype("string")
+    comparison = pd.Series([s if pd.isna(g) else t("flags.ev_grade", lang, subject=s, grade=g)
+                            for s, g in zip(subject, grade)], index=ev.index, dtype=object)
+    thr = [t("flags.above_threshold", lang, value=t("flags.pp", lang, value=v))
+           for v in fmt_values(ev["threshold"].astype("Float64") * 100, ".1f", na_t)]
+    n_text = [t(f"flags.ev_n.{s}", lang, n=a, n_other=b) if s in SCREENS else f"{a} / {b}"
+              for s, a, b in zip(ev["screen"], ev["n"], ev["n_other"])]
+    return pd.DataFrame({
+        "school_name": ev["school_name"].astype(object),
+        "municipality": ev["municipality"].astype(object),
+        "screen": labels_of(ev["screen"], "screen", lang),
+        "comparison": comparison,
+        "school_value": with_unit(show("value", True)),
+        "reference": with_unit(show("reference", False)),
+        "ci": with_unit("[" + show("low", True) + "; " + show("high", True) + "]"),
+        "threshold": pd.Series(thr, index=ev.index, dtype=object),
+        "n_text": pd.Series(n_text, index=ev.index, dtype=object),
+        "fired": pd.Series(np.where(ev["fired"].astype("boolean").fillna(False), t(
+            "value.yes", lang), t("value.no", lang)), index=ev.index, dtype=object),
+    })
+
+
+def section_objectivity(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n: int) -> str:
+    obj = d.objectivity
+    level = level_text(p.get("z"))
+    items = [_opt(f"flags.objectivity_{s}", lang, thr=None if p.get(k) is None else t(
+        "flags.pp", lang, value=short(100.0 * float(p[k])))) for s, k in (
+        ("vpr_oge", "objectivity_threshold"), ("top_marks", "objectivity_top_threshold"),
+        ("heaping", "objectivity_heap_threshold"))]
+    items = "".join(f"<li>{html.escape(x)}</li>" for x in items if x)
+
+    def assessed(col: str) -> int:
+        return int(obj[col].notna().sum()) if col in obj else 0
+
+    count = t("flags.objectivity_count", lang, n=int(d.flags["objectivity_flag"].sum()),
+              n_vpr_oge=assessed("vpr_oge"), n_top=assessed("top_marks"),
+              n_heap=assessed("heaping"))
+    return "\n".join([
+        heading("report.list_objectivity", lang, 3),
+        _p(_opt("flags.objectivity_rule", lang, min_n=min_n, level=level)),
+        f"<ul>{items}</ul>" if items else "", _p(count),
+        html_table(evidence_table(d, lang, min_n), lang, max_rows=top_n)])
+
+
+# --- 5.6 changes -----------------------------------------------------------------------------
+
+def changes_counts(d, lang: str) -> pd.DataFrame:
+    """Per list: schools this year and last year, entered, left."""
+    ch = d.changes
+    prev = (d.flags_summary or {}).get("previous_counts") or {}
+    na_t = t("value.na", lang)
+    rows = []
+    for name in CHANGE_LISTS:
+        c = ch.loc[ch["list"] == name, "change"]
+        rows.append({"list": label("list", name, lang),
+                     "this_year": str(int(d.flags[name].sum())) if name in d.flags else na_t,
+                     "last_year": str(int(prev[name])) if name in prev else na_t,
+                     "entered": int(c.eq("entered").sum()), "left": int(c.eq("left").sum())})
+    return pd.DataFrame(rows)
+
+
+def changed_words(changed: pd.Series, lang: str) -> pd.Series:
+    """"declining, direction" -> the criteria's catalogue labels, joined."""
+    parts = changed.fillna("").astype(str).str.split(r",\s*").explode()
+    parts = parts.loc[parts.ne("")]
+    words = labels_of(parts, "criterion", lang)
+    return words.groupby(level=0).agg(", ".join).reindex(changed.index).fillna("")
+
+
+def changes_table(d, lang: str) -> pd.DataFrame:
+    ch = d.changes
+    names = school_names(d)
+    order = {n: i for i, n in enumerate(CHANGE_LISTS)}
+    ch = ch.join(names, on="school_id").assign(_l=ch["list"].map(order)).sort_values(
+        ["_l", "change", "municipality", "school_name", "school_id"], kind="stable",
+        ignore_index=True)
+    return pd.DataFrame({
+        "school_name": ch["school_name"].astype(object),
+        "municipality": ch["municipality"].astype(object),
+        "list": labels_of(ch["list"], "list", lang),
+        "change": labels_of(ch["change"], "change", lang),
+        "changed": changed_words(ch["changed"], lang),
+    })
+
+
+def section_changes(d, lang: str, *, top_n: int) -> str:
+    prev = (d.flags_summary or {}).get("previous_counts")
+    out = [heading("report.list_changes", lang, 3)]
+    if prev is None:
+        return "\n".join(out + [para("flags.no_previous", lang, prev=d.year - 1)])
+    out += [para("flags.changes_text", lang, prev=d.year - 1),
+            html_table(changes_counts(d, lang), lang)]
+    skipped = (d.flags_summary or {}).get("changes_not_compared") or []
+    if skipped:
+        out.append(para("flags.changes_not_compared", lang, prev=d.year - 1,
+                        lists=", ".join(label("list", k, lang) for k in skipped)))
+    if d.changes.empty:
+        out.append(para("flags.changes_none", lang))
+    else:
+        out.append(html_table(changes_table(d, lang), lang, max_rows=top_n))
+    return "\n".join(out)
+
+
+# --- section 5 -------------------------------------------------------------------------------
+
+def section_lists(d, lang: str, flags: Mapping[str, Any] | None = None, *, min_n: int,
+                  top_n: int) -> str:
+    """Section 5 without the cards: 5.1 resilient (and «требует проверки»), 5.2 ШНОР,
+    5.3 ШНСУ, 5.4 risk zone, 5.5 signs of non-objectivity, 5.6 changes since last year.
+
+    ``flags`` is ``params.yaml``'s ``flags`` section."""
+    p = flag_params(d, flags)
+    return "\n".join([
+        heading("report.lists", lang),
+        para("flags.lists_intro", lang, top_n=top_n, min_n=min_n),
+        section_resilient(d, lang, p, min_n=min_n, top_n=top_n),
+        section_shnor(d, lang, p, min_n=min_n, top_n=top_n),
+        section_shnsu(d, lang, p, top_n=top_n),
+        section_risk(d, lang, p, top_n=top_n),
+        section_objectivity(d, lang, p, min_n=min_n, top_n=top_n),
+        section_changes(d, lang, top_n=top_n),
+    ])
+
+
+# --- 5.7 cards -------------------------------------------------------------------------------
+
+def flagged(f: pd.DataFrame) -> pd.Series:
+    """Schools on any list of :data:`CARD_LISTS`."""
+    return f[[c for c in CARD_LISTS if c in f]].astype(bool).any(axis=1)
+
+
+def lists_text(f: pd.DataFrame, lang: str) -> pd.Series:
+    """The lists each school is on, as catalogue labels joined by ", "."""
+    out = pd.Series("", index=f.index, dtype=object)
+    for c in CARD_LISTS:
+        if c in f:
+            out = out + np.where(f[c].astype(bool), label("list", c, lang) + ", ", "")
+    return out.str.rstrip(", ")
+
+
+def _outcome_lines(d, f: pd.DataFrame, lang: str, min_n: int) -> pd.Series:
+    """Per school of ``f`` (index school_id): one line per outcome, the expected result
+    factor by factor and the actual one, or «н/д» when fewer than ``min_n`` took part."""
+    cards = d.cards
+    outcomes = outcomes_of(d)
+    if not outcomes:
+        return pd.Series("", index=pd.Index(f["school_id"]), dtype=object)
+    grid = pd.MultiIndex.from_product([f["school_id"].to_numpy(), outcomes],
+                                      names=["school_id", "outcome"]).to_frame(index=False)
+    c = grid.merge(cards, on=["school_id", "outcome"], how="left")
+    fixed = {"school_id", "outcome", "value", "n", "fitted", "region"}
+    factors = [x for x in cards.columns if x not in fixed]
+    factors = [x for x in factors if x != "municipality"] + (
+        ["municipality"] if "municipality" in factors
+        and pd.to_numeric(cards["municipality"], errors="coerce").abs().max() > 1e-6 else [])
+    na_t = t("value.na", lang)
+    parts = fmt_values(c["region"], ".2f", na_t) + " (" + t("factor.region", lang) + ")"
+    for x in factors:
+        v = pd.to_numeric(c[x], errors="coerce").astype("float64")
+        sign = pd.Series(np.where(v < 0, " − ", " + "), index=c.index, dtype=object)
+        parts = parts + sign + fmt_values(v.abs(), ".2f", na_t) + " (" + _factor_label(
+            x, lang) + ")"
+    ok = pd.to_numeric(c["n"], errors="coerce").fillna(0).ge(min_n).to_numpy()
+    outcome = labels_of(c["outcome"], "procedure", lang)
+    full = t("flags.card_expected", lang, outcome="\1", fitted="\2", parts="\3", value="\4",
+             n="\5")
+    fitted = fmt_values(c["fitted"], ".2f", na_t)
+    value = fmt_values(c["value"], ".2f", na_t)
+    n = c["n"].astype("Int64").astype("string").fillna("")
+    lines = [full.replace("\1", o).replace("\2", fi).replace("\3", pa).replace("\4", va)
+             .replace("\5", k) if good else
+             t("flags.card_outcome_na", lang, outcome=o, min_n=min_n)
+             for o, fi, pa, va, k, good in zip(outcome, fitted, parts, value, n, ok)]
+    return pd.Series(lines, index=c.index, dtype=object).groupby(
+        c["school_id"].to_numpy(), sort=False).agg("\n".join)
+
+
+def _objectivity_lines(d, f: pd.DataFrame, lang: str) -> pd.Series:
+    """Per school: the screens that fired, or those assessed, or why none was."""
+    obj = d.objectivity if "school_id" in d.objectivity else pd.DataFrame(
+        {"school_id": pd.Series(dtype="string")})
+    obj = obj.set_index("school_id").reindex(f["school_id"])
+    fired, assessed, why = ([""] * len(obj) for _ in range(3))
+    fired = pd.Series(fired, index=obj.index, dtype=object)
+    assessed = pd.Series(assessed, index=obj.index, dtype=object)
+    why = pd.Series(why, index=obj.index, dtype=object)
+    for s in SCREENS:
+        if s not in obj:
+            continue
+        v = obj[s].astype("boolean")
+        name = label("screen", s, lang)
+        fired = fired + np.where(v.fillna(False).to_numpy(dtype=bool), name + "; ", "")
+        assessed = assessed + np.where(v.notna().to_numpy(), name + "; ", "")
+        r = obj.get(f"{s}_reason", pd.Series("", index=obj.index)).fillna("").astype(str)
+        reason = labels_of(_blank_na(r), "reason", lang)
+        why = why + np.where(v.isna().to_numpy() & r.ne("").to_numpy(),
+                             name + ": " + reason + "; ", "")
+    fired, assessed, why = (x.str.rstrip("; ") for x in (fired, assessed, why))
+    out = [t("flags.card_objectivity_flag", lang, screens=a) if a else
+           t("flags.card_objectivity_ok", lang, screens=b) if b else
+           t("flags.card_objectivity_na", lang, reasons=c or t("value.na", lang))
+           for a, b, c in zip(fired, assessed, why)]
+    return pd.Series(out, index=obj.index, dtype=object)
+
+
+def _peer_names(d, f: pd.DataFrame) -> pd.Series:
+    """Up to :data:`MAX_PEERS` similar schools of each school, by closeness."""
+    peers = d.similar_peers
+    if peers is None or peers.empty:
+        return pd.Series("", index=pd.Index(f["school_id"]), dtype=object)
+    names = school_names(d)["school_name"]
+    pr = peers.loc[peers["school_id"].isin(f["school_id"])].sort_values(
+        ["school_id", "order"], kind="stable")
+    pr = pr.groupby("school_id", sort=False).head(MAX_PEERS)
+    named = pr.assign(name=pr["peer_id"].map(names)).dropna(subset=["name"])
+    return named.groupby("school_id", sort=False)["name"].agg("; ".join).reindex(
+        f["school_id"]).fillna("")
+
+
+def card_lines(d, f: pd.DataFrame, lang: str, p: Mapping[str, Any], *,
+               min_n: int) -> pd.DataFrame:
+    """The lines of each school's card (plain text, one column per kind of line, "" where a
+    line does not apply), index ``school_id``."""
+    f = f.set_index("school_id", drop=False)
+    na_t = t("value.na", lang)
+    ctx = context_of(f)
+    index = fmt_values(f["social_index"], "+.2f", na_t)
+    if _students_context(f):  # the students' status where it was the measure
+        status = fmt_values(f["context_index"], "+.2f", na_t)
+        extra = t("flags.card_students", lang, value="\0")
+        index = index + pd.Series(np.where(f["context_source"].eq("students"), [
+            extra.replace("\0", x) for x in status], ""), index=f.index, dtype=object)
+    context = [t("flags.card_context", lang, index=i, context=c, settlement=s, school_type=k)
+               for i, c, s, k in zip(index, labels_of(ctx, "context", lang),
+                                     labels_of(f["settlement_type"], "settlement_type", lang,
+                                               na_t),
+                                     labels_of(f["school_type"], "school_type", lang, na_t))]
+    effect = [t("flags.card_effect", lang, effect=e, direction=r, typology=g) for e, r, g in zip(
+        effect_ci(f, lang), labels_of(f["direction"], "direction", lang, na_t),
+        labels_of(f["typology"], "typology", lang, na_t))]
+    years = [("" if n <= 0 else t("flags.card_years", lang, years=y, assessed=n) if y else
+              t("flags.card_years_none", lang, assessed=n))
+             for y, n in zip(f["years_above_list"].fillna(""), f["years_assessed"])]
+    show_specs = f["resilient"] | f["needs_review"] | (f["specs_held"] > 0)
+    failed = f["specs_failed"].fillna("").astype(str).str.split(r",\s*").explode()
+    failed = failed.loc[failed.ne("")]
+    failed_words = labels_of(failed, "spec", lang).groupby(level=0, sort=False).agg(
+        "; ".join).reindex(f.index).fillna("")
+    specs = [("" if not show else t("flags.card_specs_failed", lang, held=h, total=n,
+                                    failed=w) if w else
+              t("flags.card_specs", lang, held=h, total=n))
+             for show, h, n, w in zip(show_specs, f["specs_held"], f["specs_total"],
+                                      failed_words)]
+    procs = shnor_procedures(d, lang, min_n)
+    shnor = [("" if not on else t("flags.card_shnor", lang, criteria=c,
+                                  label=lb, p=pr, procedures=pc or na_t))
+             for on, c, lb, pr, pc in zip(
+                 f["shnor"], _criteria(f, d.year, lang),
+                 labels_of(_blank_na(f["shnor_label"]), "shnor_label", lang, na_t),
+                 prob_text(f["p_rule"], lang), f["school_id"].map(procs).fillna(""))]
+    cut = p.get("_shnsu_cut")
+    shnsu = [("" if not on else t("flags.card_shnsu", lang, ref=p.get(
+        "_shnsu_reference_year") or na_t, value=v, cut=_num(cut, "+.2f", lang)))
+             for on, v in zip(f["shnsu"], fmt_values(f["anchored_index"], "+.2f", na_t))]
+    risk = [("" if not on else t("flags.card_risk", lang, reasons=r))
+            for on, r in zip(f["risk_zone"], risk_reasons(f, lang))]
+    peers = [("" if not x else t("flags.card_peers", lang, names=x))
+             for x in _peer_names(d, f)]
+    return pd.DataFrame({
+        "context": context, "outcomes": _outcome_lines(d, f, lang, min_n).reindex(
+            f.index).fillna(""),
+        "effect": effect, "years": years, "specs": specs,
+        "objectivity": _objectivity_lines(d, f, lang).to_numpy(),
+        "shnor": shnor, "shnsu": shnsu, "risk": risk, "peers": peers,
+    }, index=f.index)
+
+
+def school_cards(d, lang: str, flags: Mapping[str, Any] | None = None, *,
+                 min_n: int) -> pd.Series:
+    """One HTML card per school on any list (:data:`CARD_LISTS`), index ``school_id``:
+    ``<details><summary>name — lists</summary><ul>…</ul></details>``, every text escaped."""
+    p = flag_params(d, flags)
+    f = d.flags.loc[flagged(d.flags)]
+    lines = card_lines(d, f, lang, p, min_n=min_n)
+    title = f["school_name"].fillna(f["school_id"]).astype(str).to_numpy() + " — " + \
+        lists_text(f, lang).to_numpy()
+    cards = []
+    for head, row in zip(title, lines.itertuples(index=False)):
+        items = "".join(f"<li>{html.escape(x)}</li>" for cell in row
+                        for x in str(cell).split("\n") if x)
+        cards.append(f'<details class="sc-card"><summary>{html.escape(head)}</summary>'
+                     f"<ul>{items}</ul></details>")
+    return pd.Series(cards, index=lines.index, dtype=object)
+
+
+def section_cards(d, lang: str, flags: Mapping[str, Any] | None = None, *,
+                  min_n: int) -> str:
+    """5.7: every listed school's card, grouped by municipality (alphabetical), schools by
+    name within it."""
+    f = d.flags.loc[flagged(d.flags)].sort_values(
+        ["municipality", "school_name", "school_id"], kind="stable")
+    cards = school_cards(d, lang, flags, min_n=min_n)
+    out = [heading("report.list_cards", lang, 3), para("flags.cards_text", lang, n=len(f),
+                                                        min_n=min_n)]
+    mun = f["municipality"].astype(object).fillna(t("value.na", lang))
+    for name, ids in f.groupby(mun, sort=True)["school_id"]:
+        title = t("flags.cards_municipality", lang, municipality=name, n=len(ids))
+        out.append(f"<h4>{html.escape(title)}</h4>")
+        out.extend(cards.loc[ids].tolist())
+    return "\n".join(out)
+
+
+# --- section 6 -------------------------------------------------------------------------------
+
+def context_of(f: pd.DataFrame) -> pd.Series:
+    """low / favourable / na (no context measure) per school."""
+    return pd.Series(np.select([f[context_col(f)].isna().to_numpy(),
+                                f["low_context"].to_numpy(dtype=bool)], ["na", "low"],
+                               "favourable"), index=f.index)
+
+
+def typology_matrix(f: pd.DataFrame) -> pd.DataFrame:
+    """Counts of schools: context (rows :data:`CONTEXTS`; "na" only when some school has no
+    index) x performance (columns :data:`PERF`), from each school's typological group."""
+    perf = f["typology"].map(PERF_OF).fillna("na")
+    m = pd.crosstab(context_of(f), perf).reindex(index=list(CONTEXTS), columns=list(PERF),
+                                                 fill_value=0).astype("int64")
+    if m.loc["na"].sum() == 0:
+        m = m.drop(index="na")
+    return m
+
+
+def section_typology(d, lang: str, flags: Mapping[str, Any] | None = None) -> str:
+    """Section 6: the context x performance matrix, the typological groups (with what each
+    means), and the groups by municipality."""
+    p = flag_params(d, flags)
+    f = d.flags
+    m = typology_matrix(f)
+    shown = m.copy()
+    shown.columns = [label("direction", c, lang) for c in m.columns]
+    shown[t("col.total", lang)] = m.sum(axis=1)
+    shown.loc["_total"] = shown.sum(axis=0)
+    shown.index = [t("col.total", lang) if c == "_total" else label("context", c, lang)
+                   for c in shown.index]
+    shown.index.name = "context"
+    level = level_text(p.get("z"))
+    if p.get("typology_axis") == "quality_group":
+        axis = _opt("flags.axis_quality_group", lang, high=p.get("typology_high_group"),
+                    low=p.get("typology_low_group"))
+    else:
+        axis = _opt("flags.axis_effect", lang, level=level, min_effect=short(p.get("min_effect")))
+    cut = p.get("_low_context_cut")
+    text = _opt("flags.typology_text", lang, context=context_text(p, lang),
+                cut=None if cut is None else _num(cut, "+.2f", lang),
+                cut_how=_cut_how(p, lang, "low_context", "low_context_quantile"),
+                axis=axis or t("value.na", lang))
+    counts = f["typology"].value_counts().reindex(list(TYPOLOGY), fill_value=0)
+    groups = pd.DataFrame({"typology": [label("typology", k, lang) for k in TYPOLOGY],
+                           "definition": [t(f"typology_def.{k}", lang) for k in TYPOLOGY],
+                           "n_schools": counts.astype("int64").to_numpy()})
+    by_mun = pd.crosstab(f["municipality"].astype(object), f["typology"]).reindex(
+        columns=list(TYPOLOGY), fill_value=0)
+    by_mun[t("col.total", lang)] = by_mun.sum(axis=1)
+    by_mun.columns = [label("typology", c, lang) if c in TYPOLOGY else c
+                      for c in by_mun.columns]
+    by_mun.index.name = "municipality"
+    return "\n".join([
+        heading("report.typology", lang), _p(text),
+        heading("report.typology_matrix", lang, 3), para("flags.typology_matrix_note", lang),
+        html_table(shown, lang, index=True),
+        heading("report.typology_labels", lang, 3), html_table(groups, lang),
+        heading("report.typology_by_municipality", lang, 3),
+        html_table(by_mun.sort_index(), lang, index=True),
+    ])
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+def flag_metrics(d) -> dict[str, Any]:
+    """The flags' keys of ``metrics.json``: counts of each list, the typology, the ШНОР
+    labels, how many specifications a resilience held in, the variance components, and the
+    changes since last year."""
+    f = d.flags
+    s = d.flags_summary or {}
+    held = f.loc[f["specs_held"] > 0, "specs_held"].value_counts()
+    total = int(f["specs_total"].max()) if len(f) else len(SPECS)
+    ch = d.changes
+    return {
+        "lists": {c: int(f[c].sum()) for c in CARD_LISTS if c in f},
+        "typology": {k: int((f["typology"] == k).sum()) for k in TYPOLOGY},
+        "typology_matrix": {c: {k: int(v) for k, v in row.items()}
+                            for c, row in typology_matrix(f).iterrows()},
+        "shnor_labels": {k: int((f["shnor_label"] == k).sum())
+                         for k in ("reliable", "borderline", "few_participants")},
+        "specs_held": {str(k): int(held.get(k, 0)) for k in range(1, total + 1)},
+        "spec_counts": {k: int(v) for k, v in (s.get("spec_counts") or {}).items()},
+        "components": {str(c["outcome"]): {"tau2_u": c.get("tau2_u"), "tau2_v": c.get("tau2_v")}
+                       for c in s.get("components") or []},
+        "previous_counts": {k: int(v) for k, v in (s.get("previous_counts") or {}).items()},
+        "changes": {name: {"entered": int(((ch["list"] == name) & (ch["change"] == "entered"))
+                                          .sum()),
+                           "left": int(((ch["list"] == name) & (ch["change"] == "left")).sum())}
+                    for name in CHANGE_LISTS},
+        "effects": {"n_estimate": int(f["effect"].notna().sum()),
+                    "above": int(f["direction"].eq("above").sum()),
+                    "below": int(f["direction"].eq("below").sum()),
+                    "review": int(f["direction"].eq("review").sum())},
+    }
+
+
+def methods_text(d, lang: str) -> str:
+    """One sentence on the variance components of the school effects (flags.json)."""
+    comps = (d.flags_summary or {}).get("components") or []
+    if not comps:
+        return ""
+    items = "; ".join(t("report.methods_flags_item", lang, outcome=label(
+        "procedure", c["outcome"], lang), tau2_u=_num(c.get("tau2_u"), ".4f", lang),
+        tau2_v=_num(c.get("tau2_v"), ".4f", lang)) for c in comps)
+    return t("report.methods_flags", lang, components=items)
+
+
+__all__: Sequence[str] = (
+    "section_lists", "section_cards", "section_typology", "school_cards", "shnor_table",
+    "typology_matrix", "flag_metrics", "flag_params", "methods_text")
