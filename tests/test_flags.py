@@ -194,3 +194,21 @@ def test_years_held_with_no_school_above_is_empty_text_not_an_error():
                       "low": [-0.1, -0.2], "high": [0.1, 0.0]})
     h = rules.years_held(y, year=2025, n_years=3, min_effect=0.0)
     assert h["years_above_list"].tolist() == ["", ""] and h["years_above"].sum() == 0
+
+
+def test_context_measure_is_the_students_mean_status_where_there_is_one():
+    index = pd.DataFrame({"year": 2025, "school_id": ["a", "b", "c"],
+                          "social_index": [0.5, -0.5, 0.0]})
+    students = pd.DataFrame({
+        "year": 2025, "school_id": ["a"] * 3 + ["b"] * 2, "procedure": "VPR",
+        "subject": ["rus", "rus", "math", "rus", "rus"], "grade": 5,
+        "ses": [1.0, 3.0, 2.0, -1.0, -1.0]})
+    m = effects.context_measure(index, students).set_index("school_id")
+    # means 2 and -1, standardised over the two schools; c keeps its index
+    assert m.loc["a", "social_index"] == pytest.approx(1 / np.sqrt(2))
+    assert m.loc["b", "social_index"] == pytest.approx(-1 / np.sqrt(2))
+    assert m.loc["c", "social_index"] == 0.0 and m.loc["c", "context_source"] == "index"
+    assert m.loc["a", "context_n"] == 2 and m.loc["b", "context_n"] == 2
+    only = effects.context_measure(index, students, how="index")
+    assert (only["context_source"] == "index").all() and only["context_n"].isna().all()
+    assert effects.context_measure(index, None)["social_index"].tolist() == [0.5, -0.5, 0.0]

@@ -280,10 +280,10 @@ def test_card_explains_the_school_and_suppresses_small_outcomes(d):
 
 def test_resilient_table_columns_and_interval():
     f = _flags()
-    t = fr.resilient_table(f.loc[f["resilient"]], "ru")
+    t = fr.resilient_table(f.loc[f["resilient"]], "ru", MIN_N)
     assert t.iloc[0].tolist() == [EVIL, "Город Б", "СОШ", "-1.20", "+0.12 [+0.07; +0.17]",
                                   "2024, 2025", "5 из 6"]
-    na_row = fr.resilient_table(f.loc[f["school_id"] == "s6"], "ru").iloc[0]
+    na_row = fr.resilient_table(f.loc[f["school_id"] == "s6"], "ru", MIN_N).iloc[0]
     assert na_row["effect_ci"] == "н/д (нет индекса социального благополучия)"
     assert na_row["social_index"] == "н/д"
 
@@ -377,7 +377,8 @@ def test_context_from_the_students_status_is_named(d):
     ``context_source``): the rule says so, the lists show the measure, the card gives both."""
     f = d.flags.assign(context_index=d.flags["social_index"] - 0.1,
                        context_source=np.where(d.flags["school_id"].isin(["s1", "s2"]),
-                                               "students", "index"))
+                                               "students", "index"),
+                       context_n=pd.array([40] * len(d.flags), dtype="Int64"))
     f.loc[f["school_id"] == "s6", "context_index"] = pd.NA
     d2 = dataclasses.replace(d, flags=f, flags_summary={**d.flags_summary,
                                                         "context": {"index": 6, "students": 2},
@@ -385,13 +386,20 @@ def test_context_from_the_students_status_is_named(d):
     text = fr.section_lists(d2, "ru", FLAGS, min_n=MIN_N, top_n=30)
     assert "средний социально-экономический статус учеников школы (школ: 2)" in text
     assert "не менее чем в 1 из последних 3 уч. г." in text  # the effective min_years
-    table = fr.resilient_table(f.loc[f["resilient"]], "ru")
+    table = fr.resilient_table(f.loc[f["resilient"]], "ru", MIN_N)
     assert table.iloc[0]["context_index"] == "-1.30"
     card = fr.school_cards(d2, "ru", FLAGS, min_n=MIN_N).loc["s1"]
     assert "индекс благополучия -1.20, средний статус учеников -1.30 (неблагоприятный)" in card
     assert int(fr.typology_matrix(f).to_numpy().sum()) == len(f)
     for lang in LANGS:
         assert not re.search(r"\bnan\b|<NA>|\bNone\b", render(d2, lang), flags=re.I)
+    # the students' mean of fewer than min_n students is student data: not shown
+    small = f.assign(context_n=pd.array([4] * len(f), dtype="Int64"))
+    table = fr.resilient_table(small.loc[small["resilient"]], "ru", MIN_N)
+    assert table.iloc[0]["context_index"] == "н/д (меньше 10 учеников)"
+    card = fr.school_cards(dataclasses.replace(d2, flags=small), "ru", FLAGS,
+                           min_n=MIN_N).loc["s1"]
+    assert "учеников -1.30" not in card and "меньше 10 учеников" in card
 
 
 def test_a_region_without_screens_or_previous_year_still_renders(d):

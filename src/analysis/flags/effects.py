@@ -105,23 +105,31 @@ def context_measure(index: pd.DataFrame, students: pd.DataFrame | None, *,
     Returns
     -------
     DataFrame ``year, school_id, social_index`` (the measure), ``context_source``
-    ("students" or "index").
+    ("students" or "index"), ``context_n`` (students behind the mean; <NA> for the index).
     """
     if how not in CONTEXT_SOURCES:
         raise ValueError(f"flags.context must be one of {CONTEXT_SOURCES}, got '{how}'")
-    out = index[["year", "school_id", "social_index"]].assign(context_source="index")
+    out = index[["year", "school_id", "social_index"]].assign(
+        context_source="index", context_n=pd.array([pd.NA] * len(index), dtype="Int64"))
     has = (students is not None and "ses" in students.columns
            and students["ses"].notna().any())
     if how == "index" or not has:
         return out
-    st = students.loc[students["ses"].notna(), ["year", "school_id", "ses"]]
+    st = students.loc[students["ses"].notna(), ["year", "school_id", "procedure", "subject",
+                                                "grade", "ses"]]
     m = st.groupby(["year", "school_id"], sort=True)["ses"].mean().rename("m").reset_index()
     g = m.groupby("year")["m"]
     m["m"] = (m["m"] - g.transform("mean")) / g.transform("std").replace(0.0, np.nan)
-    out = out.merge(m, on=["year", "school_id"], how="outer")
+    # students behind the mean: per grade the largest sitting of one procedure x subject
+    sits = st.groupby(["year", "school_id", "grade", "procedure", "subject"], sort=True).size()
+    n = sits.groupby(level=["year", "school_id", "grade"]).max().groupby(
+        level=["year", "school_id"]).sum().rename("context_n").reset_index()
+    out = out.drop(columns="context_n").merge(m, on=["year", "school_id"], how="outer").merge(
+        n, on=["year", "school_id"], how="left")
     use = out["m"].notna()
     out["social_index"] = out["m"].where(use, out["social_index"])
     out["context_source"] = np.where(use, "students", "index")
+    out["context_n"] = out["context_n"].where(use).astype("Int64")
     return out.drop(columns="m").sort_values(["year", "school_id"], kind="stable",
                                              ignore_index=True)
 

@@ -30,7 +30,8 @@ from analysis.flags import effects, objectivity, rules, shnor
 #: Lists whose changes since last year are reported, and the criteria that explain them.
 LISTS = ("resilient", "shnor", "shnsu", "risk_zone")
 CRITERIA = {
-    "resilient": ("low_context", "direction", "years_above", "objectivity_flag"),
+    "resilient": ("low_context", "direction", "years_above", "procedures_agree",
+                  "objectivity_flag"),
     "shnor": ("n_low_year", "n_low_prev"),
     "shnsu": ("shnsu",),
     "risk_zone": ("declining", "direction", "low_context"),
@@ -85,6 +86,12 @@ def _school_rows(base: pd.DataFrame, est: dict[str, Any], p: Mapping[str, Any], 
     out[["years_assessed", "years_above", "years_below"]] = out[
         ["years_assessed", "years_above", "years_below"]].fillna(0).astype("int64")
     out["years_above_list"] = out["years_above_list"].fillna("")
+    # every procedure assessed agrees: its own effect's interval lies above 0 (ВПР results
+    # that ОГЭ does not support do not make a school resilient)
+    pooled = est["pooled"]
+    agree = (pooled["low"] > 0).groupby(pooled["school_id"]).all()
+    out["procedures_agree"] = out["school_id"].map(agree).astype("boolean").fillna(
+        False).astype(bool)
     out["low_context"], cut = rules.low_context(
         out[index_col], method=p["low_context"], threshold=float(p["low_context_threshold"]),
         quantile=float(p["low_context_quantile"]))
@@ -92,13 +99,14 @@ def _school_rows(base: pd.DataFrame, est: dict[str, Any], p: Mapping[str, Any], 
     return out
 
 
-def _resilient(rows: pd.DataFrame, p: Mapping[str, Any]) -> pd.Series:
-    """Low context, above expected (or P(effect > 0) high enough), held over the years;
-    before the objectivity screen."""
+def _resilient(rows: pd.DataFrame, p: Mapping[str, Any], *, agree: bool = True) -> pd.Series:
+    """Low context, above expected (or P(effect > 0) high enough), held over the years and,
+    with ``agree``, above expected in every procedure; before the objectivity screen."""
     p_thr = p.get("p_above")
-    return rules.resilient(rows["low_context"], rows["direction"], rows["years_above"],
-                           min_years=int(p["_min_years"]), p_above=rows["effect_p_above"],
-                           p_threshold=None if p_thr is None else float(p_thr))
+    out = rules.resilient(rows["low_context"], rows["direction"], rows["years_above"],
+                          min_years=int(p["_min_years"]), p_above=rows["effect_p_above"],
+                          p_threshold=None if p_thr is None else float(p_thr))
+    return out & rows["procedures_agree"] if agree else out
 
 
 @dataclass
@@ -220,7 +228,7 @@ def _base(schools: pd.DataFrame, passport: pd.DataFrame, measure: pd.DataFrame,
     base = now[[*key, "school_name", "municipality", "school_type", "settlement_type"]].merge(
         passport[[*key, "social_index"]], on=key, how="left").merge(
         measure.rename(columns={"social_index": "context_index"})[
-            [*key, "context_index", "context_source"]], on=key, how="left")
+            [*key, "context_index", "context_source", "context_n"]], on=key, how="left")
     base["context_source"] = base["context_source"].fillna("index")
     base = base.sort_values("school_id", kind="stable", ignore_index=True)
     if school_year is not None:
@@ -274,9 +282,11 @@ def flags_stage(schools: pd.DataFrame, results: pd.DataFrame, index: pd.DataFram
         "boolean").fillna(False).astype(bool)
     rows["objectivity_flag"] = objf
 
-    # resilience (a would-be resilient school with an objectivity signal: needs review)
-    would = _resilient(rows, p)
-    rows["resilient"], rows["needs_review"] = would & ~objf, would & objf
+    # resilience; a would-be resilient school with an objectivity signal, or whose
+    # procedures disagree (ВПР above expected, ОГЭ not), needs review
+    would = _resilient(rows, p, agree=False)
+    rows["resilient"] = would & rows["procedures_agree"] & ~objf
+    rows["needs_review"] = would & (objf | ~rows["procedures_agree"])
     # an above-expected result with a sign of non-objectivity is not published as above
     rows["direction"] = rows["direction"].mask(objf & rows["direction"].eq("above"), "review")
     quality = rows["quality_index"].where(rows["n_students"] >= min_n) \

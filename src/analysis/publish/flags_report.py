@@ -194,7 +194,18 @@ def school_names(d) -> pd.DataFrame:
 
 # --- 5.1 resilient ---------------------------------------------------------------------------
 
-def resilient_table(f: pd.DataFrame, lang: str) -> pd.DataFrame:
+def student_status(f: pd.DataFrame, lang: str, min_n: int) -> pd.Series:
+    """The students' mean status where it was the context measure, «н/д» where fewer than
+    ``min_n`` students stand behind it (it is student data), "" where the index was used."""
+    na_small = f"{t('value.na', lang)} ({t('na.few_students', lang, min_n=min_n)})"
+    value = fmt_values(f["context_index"], "+.2f", t("value.na", lang))
+    n = pd.to_numeric(f.get("context_n", pd.Series(pd.NA, index=f.index)), errors="coerce")
+    small = n.isna() | (n < min_n)
+    return pd.Series(np.where(f["context_source"].ne("students"), "",
+                              np.where(small, na_small, value)), index=f.index, dtype=object)
+
+
+def resilient_table(f: pd.DataFrame, lang: str, min_n: int) -> pd.DataFrame:
     """One row per school of ``f``: school, municipality, type, social index, effect with its
     interval, years above expected, "X из Y" specifications; the largest effect first."""
     f = f.sort_values(["effect", "school_id"], ascending=[False, True], kind="stable")
@@ -205,8 +216,7 @@ def resilient_table(f: pd.DataFrame, lang: str) -> pd.DataFrame:
         "municipality": f["municipality"].astype(object),
         "school_type": labels_of(f["school_type"], "school_type", lang),
         "social_index": fmt_values(f["social_index"], "+.2f", t("value.na", lang)),
-        **({"context_index": fmt_values(f["context_index"], "+.2f", t("value.na", lang))}
-           if _students_context(f) else {}),
+        **({"context_index": student_status(f, lang, min_n)} if _students_context(f) else {}),
         "effect_ci": effect_ci(f, lang),
         "years_above_list": f["years_above_list"].fillna("").astype(object),
         "specs": pd.Series(specs, index=f.index, dtype=object),
@@ -307,10 +317,11 @@ def section_resilient(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n: 
     return "\n".join([
         heading("report.list_resilient", lang, 3),
         _p(effect), _p(rule), _p(robust),
-        html_table(resilient_table(f.loc[f["resilient"]], lang), lang, max_rows=top_n),
+        html_table(resilient_table(f.loc[f["resilient"]], lang, min_n), lang, max_rows=top_n),
         heading("report.list_needs_review", lang, 4),
         para("flags.needs_review_text", lang),
-        html_table(resilient_table(f.loc[f["needs_review"]], lang), lang, max_rows=top_n),
+        html_table(resilient_table(f.loc[f["needs_review"]], lang, min_n), lang,
+                   max_rows=top_n),
         heading("report.list_specs", lang, 4),
         html_table(spec_table, lang),
         heading("report.list_by_settlement", lang, 4),
@@ -748,7 +759,7 @@ def card_lines(d, f: pd.DataFrame, lang: str, p: Mapping[str, Any], *,
     ctx = context_of(f)
     index = fmt_values(f["social_index"], "+.2f", na_t)
     if _students_context(f):  # the students' status where it was the measure
-        status = fmt_values(f["context_index"], "+.2f", na_t)
+        status = student_status(f, lang, min_n)
         extra = t("flags.card_students", lang, value="\0")
         index = index + pd.Series(np.where(f["context_source"].eq("students"), [
             extra.replace("\0", x) for x in status], ""), index=f.index, dtype=object)
