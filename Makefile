@@ -34,17 +34,17 @@ install: $(STAMP) ## Create .venv (pip) and install the project with its dev too
 
 # Debian packages some tests and benchmarks use: R with lme4 (the reference for the mixed
 # models) and headless Chromium (the report's browser test).  Installed with apt where it is
-# available and we may (root or password-less sudo); otherwise those tests skip with a reason.
+# available and we may (root or password-less sudo); without them those tests fail and say why.
 SYSDEPS := r-base-core r-cran-lme4 chromium chromium-driver
 sysdeps: ## Install the Debian packages (R + lme4, Chromium) with apt, where available
 	@if command -v Rscript >/dev/null 2>&1 && Rscript -e 'library(lme4)' >/dev/null 2>&1 \
 	    && command -v chromium >/dev/null 2>&1; then :; \
 	elif ! command -v apt-get >/dev/null 2>&1; then \
-	    echo "note: no apt-get here; install R with lme4 and Chromium yourself, or the lme4 and browser tests skip"; \
+	    echo "note: no apt-get here; install R with lme4 and Chromium yourself, or the lme4 and browser tests fail"; \
 	else SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo "sudo -n" ); \
 	    ( $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	      --no-install-recommends $(SYSDEPS) >/dev/null ) \
-	    || echo "warning: apt could not install $(SYSDEPS); the lme4 and browser tests skip"; fi
+	    || echo "warning: apt could not install $(SYSDEPS); the lme4 and browser tests will fail"; fi
 
 data: $(STAMP) ## Generate the embedded demo region into data/raw (only when absent)
 	@if ls $(RAW)/schools.* >/dev/null 2>&1; then echo "$(RAW) already has a schools table: kept as is"; \

@@ -1,7 +1,7 @@
 """Linear mixed models (analysis.models.mixed): known answers, lme4, statsmodels, edge cases.
 
 The lme4 comparisons run R (``Rscript benchmarks/lme4_fit.R`` through tests/lme4_ref.py) with
-tight optimiser tolerances, and skip with a reason when Rscript or lme4 is missing.
+tight optimiser tolerances, and fail saying why when Rscript or lme4 is missing.
 """
 
 from __future__ import annotations
