@@ -254,7 +254,8 @@ def flags_stage(schools: pd.DataFrame, results: pd.DataFrame, index: pd.DataFram
     flags, ses_link, index_params : params.yaml's ``flags``, ``ses_link`` and ``index``
     procedures, subjects, grades, formula : the quality index's components (``prepare``)
     clusters, quality_groups, students, school_year : optional processed tables
-    previous : also compute last year's lists and what changed
+    previous : also compute last year's lists and what changed (and the robustness
+        specifications, which only the reporting year's lists show)
     """
     spec = effects.spec_from_params(ses_link, flags)
     years = sorted(int(y) for y in schools["year"].unique() if y <= year)
@@ -295,7 +296,9 @@ def flags_stage(schools: pd.DataFrame, results: pd.DataFrame, index: pd.DataFram
     rows["quadrant"] = quad & ~objf
     if p["method"] == "quadrant":
         rows["resilient"], rows["needs_review"] = quad & ~objf, quad & objf
-    held = _robustness(x, spec, est, panel, index_params)
+    # last year's lists (previous=False) need no robustness: every specification = default
+    held = (_robustness(x, spec, est, panel, index_params) if previous else
+            pd.DataFrame({k: _resilient(rows, p).to_numpy() for k in SPECS}))
     rows = pd.concat([rows, _specs_columns(held).set_index(rows.index)], axis=1)
     rows["typology"] = _typology(x, rows, quality_groups)
     shnsu_cols, shnsu_cut, ref_year = _shnsu(x, rows, index_params)

@@ -322,8 +322,9 @@ def run_flags(root: str | Path = ".", *, year: int, min_n: int, flags: Mapping[s
     and the changes since last year (:func:`analysis.flags.stage.flags_stage`)."""
     root = Path(root)
     students = read(root, "students") if (root / FILES["students"]).exists() else None
+    schools = read(root, "schools")
     res = flags_stage(
-        read(root, "schools"), read(root, "results"), read(root, "social_index"), year=year,
+        schools, read(root, "results"), read(root, "social_index"), year=year,
         min_n=min_n, flags=flags, ses_link=ses_link, index_params=index,
         procedures=quality_procedures, subjects=quality_subjects, grades=quality_grades,
         formula=quality_formula, clusters=read(root, "clusters"),
@@ -331,7 +332,6 @@ def run_flags(root: str | Path = ".", *, year: int, min_n: int, flags: Mapping[s
         students=students if students is not None and len(students) else None,
         school_year=read(root, "school_year"))
     # criterion 2 of ШНОР needs the previous year: schools new to the data are booked
-    schools = read(root, "schools")
     scope = schools.loc[schools["year"] == year]
     previous = schools.loc[schools["year"] == year - 1, "school_id"]
     _write_ledger(ledger.combine([

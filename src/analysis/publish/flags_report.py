@@ -29,7 +29,7 @@ from scipy.stats import norm
 from analysis.flags.rules import TYPOLOGY
 from analysis.i18n import label, t
 from analysis.ingest.schema import PROCEDURES, SETTLEMENT_TYPES
-from analysis.publish.report import heading, html_table, para
+from analysis.publish.report import heading, html_table, para, stat
 
 #: Lists whose schools get a "why this school" card, in the order of the card's title.
 CARD_LISTS = ("resilient", "needs_review", "shnor", "shnsu", "risk_zone", "objectivity_flag")
@@ -174,10 +174,6 @@ def _count_share(n: pd.Series, total: pd.Series, lang: str) -> pd.Series:
         "int64").astype(str))
 
 
-def _num(value: Any, spec: str, lang: str) -> str:
-    return fmt_values([value], spec, t("value.na", lang)).iloc[0]
-
-
 def outcomes_of(d) -> list[str]:
     """The outcomes (procedures) of the cards: ВПР, ОГЭ, ЕГЭ first, then any other code."""
     have = set(d.cards["outcome"].dropna()) if len(d.cards) else set()
@@ -291,7 +287,7 @@ def section_resilient(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n: 
         rule = _opt("flags.rule_resilient_quadrant", lang, min_n=min_n)
     else:
         rule = _opt("flags.rule_resilient", lang,
-                    cut=None if cut is None else _num(cut, "+.2f", lang),
+                    cut=None if cut is None else stat(cut, "+.2f", lang),
                     cut_how=_cut_how(p, lang, "low_context", "low_context_quantile"),
                     level=level, min_effect=short(p.get("min_effect")),
                     p_above=p_above, min_years=p.get("_min_years"), n_years=p.get("n_years"),
@@ -429,7 +425,7 @@ def section_shnsu(d, lang: str, p: Mapping[str, Any], *, top_n: int) -> str:
     f = d.flags
     on = f.loc[f["shnsu"]].sort_values(["anchored_index", "school_id"], kind="stable")
     cut, ref = p.get("_shnsu_cut"), p.get("_shnsu_reference_year")
-    cut_t = None if cut is None else _num(cut, "+.2f", lang)
+    cut_t = None if cut is None else stat(cut, "+.2f", lang)
     if p.get("shnsu_method") == "quantile":
         q = p.get("shnsu_quantile")
         rule = _opt("flags.shnsu_rule_quantile", lang, q=short_pct(q),
@@ -793,7 +789,7 @@ def card_lines(d, f: pd.DataFrame, lang: str, p: Mapping[str, Any], *,
                  prob_text(f["p_rule"], lang), f["school_id"].map(procs).fillna(""))]
     cut = p.get("_shnsu_cut")
     shnsu = [("" if not on else t("flags.card_shnsu", lang, ref=p.get(
-        "_shnsu_reference_year") or na_t, value=v, cut=_num(cut, "+.2f", lang)))
+        "_shnsu_reference_year") or na_t, value=v, cut=stat(cut, "+.2f", lang)))
              for on, v in zip(f["shnsu"], fmt_values(f["anchored_index"], "+.2f", na_t))]
     risk = [("" if not on else t("flags.card_risk", lang, reasons=r))
             for on, r in zip(f["risk_zone"], risk_reasons(f, lang))]
@@ -884,7 +880,7 @@ def section_typology(d, lang: str, flags: Mapping[str, Any] | None = None) -> st
         axis = _opt("flags.axis_effect", lang, level=level, min_effect=short(p.get("min_effect")))
     cut = p.get("_low_context_cut")
     text = _opt("flags.typology_text", lang, context=context_text(p, lang),
-                cut=None if cut is None else _num(cut, "+.2f", lang),
+                cut=None if cut is None else stat(cut, "+.2f", lang),
                 cut_how=_cut_how(p, lang, "low_context", "low_context_quantile"),
                 axis=axis or t("value.na", lang))
     counts = f["typology"].value_counts().reindex(list(TYPOLOGY), fill_value=0)
@@ -947,8 +943,8 @@ def methods_text(d, lang: str) -> str:
     if not comps:
         return ""
     items = "; ".join(t("report.methods_flags_item", lang, outcome=label(
-        "procedure", c["outcome"], lang), tau2_u=_num(c.get("tau2_u"), ".4f", lang),
-        tau2_v=_num(c.get("tau2_v"), ".4f", lang)) for c in comps)
+        "procedure", c["outcome"], lang), tau2_u=stat(c.get("tau2_u"), ".4f", lang),
+        tau2_v=stat(c.get("tau2_v"), ".4f", lang)) for c in comps)
     return t("report.methods_flags", lang, components=items)
 
 
