@@ -189,7 +189,7 @@ def render(d: ReportData, lang: str) -> str:
 
 
 def _row(table_html: str, needle: str) -> str:
-    rows = [r for r in re.findall(r"<tr>.*?</tr>", table_html, flags=re.S) if needle in r]
+    rows = [r for r in re.findall(r"<tr[^>]*>.*?</tr>", table_html, flags=re.S) if needle in r]
     assert len(rows) == 1, needle
     return rows[0]
 
@@ -209,6 +209,7 @@ def test_every_new_section_renders_in_both_languages_without_nan(d, lang):
     if lang == "en":
         # outside data cells, card titles, municipality headings and peers: no Russian
         prose = re.sub(r"<td[^>]*>[^<]*</td>|<summary>[^<]*</summary>|<h4>[^<]*</h4>|"
+                       r' data-mun="[^"]*"|<th colspan="\d+" scope="rowgroup">[^<]*</th>|'
                        r"Similar schools:[^<]*|ШНОР|ШНСУ", "", text)
         assert not re.search("[А-Яа-яЁё]{3,}", prose), re.search("[А-Яа-яЁё]{3,}.{0,40}", prose)
 
@@ -249,11 +250,13 @@ def test_every_flagged_school_has_exactly_one_card(d):
     cards = fr.school_cards(d, "ru", FLAGS, min_n=MIN_N)
     assert set(cards.index) == listed
     section = fr.section_cards(d, "ru", FLAGS, min_n=MIN_N)
-    assert section.count("<details") == len(listed)
+    assert section.count('<details class="sc-card">') == len(listed)
     # grouped by municipality: Город Б (s1, s2, s8), then Район А (s3, s4, s5)
-    assert section.index("<h4>Город Б: 3</h4>") < section.index("<h4>Район А: 3</h4>")
-    assert section.index("<summary>СОШ № 8") < section.index("<h4>Район А: 3</h4>") < \
+    a, b = "<summary>Город Б: 3</summary>", "<summary>Район А: 3</summary>"
+    assert section.index(a) < section.index(b)
+    assert section.index("<summary>СОШ № 8") < section.index(b) < \
         section.index("<summary>Лицей № 5")
+    assert '<details class="mun" data-mun="Район А">' in section  # the page's filter
 
 
 def test_card_explains_the_school_and_suppresses_small_outcomes(d):

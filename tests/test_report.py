@@ -18,13 +18,32 @@ def test_html_table_escapes_every_cell_and_labels_columns():
     out = report.html_table(df, "ru")
     assert "<script>" not in out
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; «Лицей»" in out
-    assert "<th>Наименование ОО</th>" in out and '<td class="num">12</td>' in out
-    assert "<th>School</th>" in report.html_table(df, "en")
+    assert '<th scope="col">Наименование ОО</th>' in out and '<td class="num">12</td>' in out
+    assert '<th scope="col">School</th>' in report.html_table(df, "en")
 
 
-def test_html_table_truncates_long_lists_and_says_so():
+def test_html_table_never_cuts_a_long_list_it_collapses_it():
+    """The issue: lists stopped at 30 rows ("… и ещё 320"). Every row is now in the page."""
     out = report.html_table(pd.DataFrame({"x": range(12)}), "ru", max_rows=10)
-    assert out.count("<tr>") == 11 and "… и ещё 2" in out
+    assert out.count("<tr>") == 13 and "и ещё" not in out
+    assert out.startswith("<details><summary>Показать все строки (12)</summary>")
+    assert "<details>" not in report.html_table(pd.DataFrame({"x": range(10)}), "ru", max_rows=10)
+
+
+def test_html_table_groups_rows_by_municipality_for_the_filter():
+    df = pd.DataFrame({"school_name": ["Б", "А", "В"], "municipality": ["Юг", "Север", "Юг"]})
+    out = report.html_table(df, "ru", group="municipality")
+    assert out.count("<tbody") == 2 and '<tbody data-mun="Север">' in out
+    assert out.index("Север (1)") < out.index("Юг (2)") < out.index(">Б<") < out.index(">В<")
+    assert "<th scope=\"col\">МО</th>" not in out  # the group header names it
+
+
+def test_text_columns_left_numbers_right_aligned():
+    df = pd.DataFrame({"school_name": ["Школа 1"], "effect_ci": ["+0.12 [+0.01; +0.20]"],
+                       "share": ["12.5%"], "n": ["<10"]})
+    out = report.html_table(df, "ru")
+    assert '<td>Школа 1</td>' in out and '<td class="num">12.5%</td>' in out
+    assert '<td class="num">&lt;10</td>' in out
 
 
 def test_suppress_hides_values_from_fewer_than_min_n():
@@ -37,8 +56,8 @@ def test_catalogue_has_every_language_for_every_key():
         assert set(entry) == set(LANGS), key
         assert all(entry[lang].strip() for lang in LANGS), key
     assert label("school_type", "basic") == "ООШ"
-    assert t("report.summary_slope", "en", slope=0.1, lo=0.05, hi=0.15, r2=0.3).startswith(
-        "Social gradient: +1 SD")
+    assert t("key.gradient", "en", slope=0.1, lo=0.05, hi=0.15, r2=0.3).startswith(
+        "The higher the families' social well-being")
     with pytest.raises(KeyError):
         t("report.no_such_key")
 

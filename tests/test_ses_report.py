@@ -194,7 +194,7 @@ def all_html(est: pd.DataFrame, points: pd.DataFrame, lang: str) -> str:
 def test_section_gradient_states_the_model_and_key_numbers(estimates, points):
     out = sr.section_gradient(estimates, points, "ru", year=YEAR, min_n=10,
                               spec_text="индекс (сплайн) + <тип школы>")
-    assert out.startswith("<h2>4. Социальный статус семей и результаты</h2>")
+    assert out.startswith('<h2 id="title">Социальный статус семей и результаты</h2>')
     assert "&lt;тип школы&gt;" in out  # the caller's text is escaped
     assert "+0.051" in out and "0.006" in out  # slope at 0, its SE
     assert "0.039…0.063" in out  # its 95% CI

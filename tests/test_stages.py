@@ -138,7 +138,8 @@ def test_every_report_section_renders_in_both_languages(demo_run, lang):
                  "report"])
     p_flags = load_yaml(stages.Path(__file__).resolve().parents[1] / "params.yaml")["flags"]
     parts = [
-        report.section_title(d, lang, 10), report.section_summary(d, lang),
+        report.section_title(d, lang, 10, p), report.section_summary(d, lang),
+        report.section_coverage(d, lang, 10, 5), report.section_glossary(lang),
         cr.section_index(d.context, lang), cr.section_quality_groups(d.context, lang, 10),
         cr.section_clusters(d, lang, 10), cr.section_similar(d, lang, 10, 5),
         ses_report.section_gradient(d.estimates, d.sample, lang, year=2025, min_n=10,
@@ -158,7 +159,9 @@ def test_every_report_section_renders_in_both_languages(demo_run, lang):
         # data cells (names, municipalities) and the programme's acronyms stay Russian
         # (and the cards' titles, municipality headings and peers)
         prose = re.sub(r"<td[^>]*>[^<]*</td>|<summary>[^<]*</summary>|<h4>[^<]*</h4>|"
-                       r"Similar schools:[^<]*|ШНОР|ШНСУ", "", text)
+                       r' data-mun="[^"]*"|<th colspan="\d+" scope="rowgroup">[^<]*</th>|'
+                       r"<dd>[^<]*</dd>|<p class=\"issuer\">[^<]*</p>|Similar schools:[^<]*|ШНОР|ШНСУ",
+                       "", text)
         assert not re.search("[А-Яа-яЁё]{3,}", prose), re.search("[А-Яа-яЁё]{3,}.{0,40}", prose)
 
 

@@ -147,28 +147,30 @@ def run_notebook(stage: str, *, root: str | Path = ".", output: str | Path | Non
 
 
 def export_html(notebook: str | Path, html: str | Path, *, lang: str = "ru") -> Path:
-    """Render an executed notebook to one self-contained HTML file, without code.
+    """Render an executed notebook to one self-contained HTML page, without code.
 
-    Uses the ``report`` template (``templates/report``): JupyterLab's look, with every
-    external script (MathJax, require.js, mermaid, widgets) removed, so the page opens
-    offline.  Cells tagged ``remove`` are dropped.
+    nbconvert's ``report`` template (``templates/report``) keeps only the HTML the cells
+    display (cells tagged ``remove`` are dropped); :func:`analysis.publish.page.document`
+    wraps it into the page: the project's lean stylesheet, the metadata header the first
+    cell displays, a table of contents, numbered figures and tables, and numbers by the
+    conventions of ``lang``. Nothing external is loaded, so the page opens offline.
     """
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
 
+    from analysis.publish.page import document
+
     nb = nbformat.read(notebook, as_version=4)
-    nb.metadata["title"] = t("report.title", lang)
     exporter = HTMLExporter(
         template_name="report", extra_template_basedirs=[str(TEMPLATES)],
         exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
-        embed_images=True, language_code=lang,
     )
     exporter.register_preprocessor(
         TagRemovePreprocessor(remove_cell_tags={"remove", "parameters", "injected-parameters"}),
         enabled=True,
     )
     body, _ = exporter.from_notebook_node(nb)
-    return write_text(html, body)
+    return write_text(html, document(body, title=t("report.title", lang), lang=lang))
 
 
 def publish_report(dest: str | Path, *, root: str | Path = ".", cwd: str | Path | None = None,
@@ -176,9 +178,11 @@ def publish_report(dest: str | Path, *, root: str | Path = ".", cwd: str | Path 
     """Assemble the report folder from the stages' outputs and publish it whole.
 
     In a staging folder beside ``dest`` (:class:`analysis.publish.folders.Staging`): ``report.html``
-    rendered from the last stage's executed notebook, every stage's executed notebook
-    (``notebooks/``), ``validation.html`` and ``metrics.json``; then the folder replaces
-    ``dest`` in one step.  ``metrics_out`` (the DVC pipeline's ``reports/metrics.json``) is
+    rendered from the last stage's executed notebook, what the last stage wrote to
+    ``data/processed/site/`` (``index.html``, the municipal reports ``mun/``, ``tables.xlsx``
+    and ``data/``), ``validation.html`` and ``metrics.json``; then the folder replaces
+    ``dest`` in one step. The executed notebooks stay in ``data/processed/notebooks/`` (the
+    audit trail): they are not published.  ``metrics_out`` (the DVC pipeline's ``reports/metrics.json``) is
     written after it.  A stale ``reports/failed/<name>/`` is removed.
 
     Returns the path of the published ``report.html``.
@@ -193,8 +197,10 @@ def publish_report(dest: str | Path, *, root: str | Path = ".", cwd: str | Path 
         with staging as st:
             folder = st.path
             export_html(executed_path(stages[-1], cwd), folder / "report.html", lang=lang)
-            for stage in stages:
-                copy_file(executed_path(stage, cwd), folder / "notebooks" / f"{stage}.ipynb")
+            site = processed / "site"  # downloads, municipal reports, index (the last stage's)
+            for src in sorted(site.rglob("*")) if site.is_dir() else []:
+                if src.is_file():
+                    copy_file(src, folder / src.relative_to(site))
             write_text(folder / "validation.html", validation_page(processed, lang))
             copy_file(processed / "metrics.json", folder / "metrics.json")
             st.commit()
@@ -303,13 +309,15 @@ def write_failure(dest: Path, stage: str, exc: BaseException, *, cwd: Path,
 def run_stage(stage: str, *, report_dir: str | Path, root: str | Path = ".",
               cwd: str | Path | None = None, parameters: dict[str, Any] | None = None,
               publish_to: bool = False, lang: str = "ru",
-              metrics_out: str | Path | None = None) -> Path:
+              metrics_out: str | Path | None = None, execute: bool = True) -> Path:
     """Run one stage for the report folder ``report_dir``, holding its lock.
 
     The stage's notebook runs (:func:`run_notebook`); with ``publish_to`` the report folder
     is then assembled and published (:func:`publish_report`).  On any failure the report
     folder is left as it was, the failed run's note is written (:func:`write_failure`) and
     :class:`StageError` is raised.  Returns the executed notebook (or the published report).
+    ``execute=False`` skips the notebook: only publish again from the stage's last outputs
+    (after fixing what stopped a publication, e.g. a full disk).
     """
     root = Path(root).resolve()
     cwd = Path(cwd).resolve() if cwd else root
@@ -320,7 +328,8 @@ def run_stage(stage: str, *, report_dir: str | Path, root: str | Path = ".",
     except OutputError as exc:  # e.g. a read-only reports/: said at once, before any work
         raise StageError(stage, exc, dest, None) from exc
     try:
-        out = run_notebook(stage, root=root, cwd=cwd, parameters=parameters)
+        out = (run_notebook(stage, root=root, cwd=cwd, parameters=parameters) if execute
+               else executed_path(stage, cwd))
         if publish_to:
             out = publish_report(dest, root=root, cwd=cwd, lang=lang, metrics_out=metrics_out)
     except Exception as exc:  # noqa: BLE001 -- every failure leaves a note, then re-raised

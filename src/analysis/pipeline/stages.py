@@ -48,6 +48,7 @@ FILES.update({
     "gradient_points": PROCESSED / "plots" / "gradient.csv",
     "validation": PROCESSED / "validation.json",
     "metrics": PROCESSED / "metrics.json",
+    "site": PROCESSED / "site",
 })
 LEDGER_DIR = PROCESSED / "ledger"
 
@@ -406,8 +407,9 @@ def load_report_data(root: str | Path = ".", *, year: int) -> ReportData:
 
 def run_all(root: str | Path, params: Mapping[str, Any]) -> ReportData:
     """Stages 01-04 as plain functions with a ``params.yaml``-shaped dict (no notebooks),
-    then the report's data and ``metrics.json``: the pipeline's logic in one call, for
-    tests and scripts.
+    then the report's data, ``metrics.json`` and the published site's files (downloads,
+    municipal reports, index: :func:`analysis.publish.site.write_site`): the pipeline's
+    logic in one call, for tests and scripts.
 
     Each section's keys are the stage function's keyword arguments.
     """
@@ -428,4 +430,11 @@ def run_all(root: str | Path, params: Mapping[str, Any]) -> ReportData:
               quality_formula=prep["quality_formula"])
     data = load_report_data(root, year=year)
     write_json(Path(root) / FILES["metrics"], report.build_metrics(data, params))
+    from analysis.config import flatten
+    from analysis.publish import site
+
+    keys = [k for k in ("year", "min_n", "lang", "prepare", "index", "quality_groups",
+                        "clusters", "similar", "ses_link", "multilevel", "flags", "report")
+            if k in params]
+    site.write_site(data, flatten(params, keys), Path(root) / FILES["site"])
     return data

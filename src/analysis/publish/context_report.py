@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from analysis.publish.figures import ROLE
+from analysis.publish.typeset import number
 from analysis.i18n import label, t
 from analysis.publish.report import (
     col_label,
@@ -181,10 +183,10 @@ def fig_criterion(curve: pd.DataFrame, chosen: int, method: str, lang: str = "ru
     fig, ax = plt.subplots(figsize=(6, 3.2))
     col = "bic" if method == "gmm" else "silhouette"
     data = curve.dropna(subset=[col])
-    ax.plot(data["k"], data[col], marker="o", color="#4c72b0")
+    ax.plot(data["k"], data[col], marker="o", color=ROLE["fit"])
     if chosen in set(data["k"]):
         y = float(data.loc[data["k"] == chosen, col].iloc[0])
-        ax.scatter([chosen], [y], s=120, facecolors="none", edgecolors="#c44e52", linewidths=2,
+        ax.scatter([chosen], [y], s=120, facecolors="none", edgecolors=ROLE["highlight"], linewidths=2,
                    zorder=3)
     ax.set_xlabel(t("report.axis_k", lang))
     ax.set_ylabel(t(f"report.criterion_{col}", lang))
@@ -214,8 +216,9 @@ def fig_profile_heatmap(d, lang: str = "ru") -> plt.Figure:
     mat = pd.DataFrame(rows).T
     mat.columns = [textwrap.fill(f"{k}. {c['names'][lang][str(k)]}", 22) for k in mat.columns]
     fig, ax = plt.subplots(figsize=(2.4 + 1.6 * mat.shape[1], 0.4 * mat.shape[0] + 1.4))
-    sns.heatmap(mat, cmap="RdBu_r", center=0, annot=True, fmt=".2f", cbar=False, ax=ax,
-                annot_kws={"size": 8})
+    annot = mat.apply(lambda col: [number(v, "+.2f", lang) for v in col])
+    sns.heatmap(mat, cmap="RdBu_r", center=0, annot=annot.to_numpy(), fmt="", cbar=False,
+                ax=ax, annot_kws={"size": 8})
     ax.set_xticklabels(ax.get_xticklabels(), rotation=0, fontsize=8)
     ax.xaxis.tick_top()
     ax.set_yticklabels(ax.get_yticklabels(), fontsize=8)

@@ -313,11 +313,12 @@ def section_resilient(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n: 
     return "\n".join([
         heading("report.list_resilient", lang, 3),
         _p(effect), _p(rule), _p(robust),
-        html_table(resilient_table(f.loc[f["resilient"]], lang, min_n), lang, max_rows=top_n),
+        html_table(resilient_table(f.loc[f["resilient"]], lang, min_n), lang, max_rows=top_n,
+                   group="municipality"),
         heading("report.list_needs_review", lang, 4),
         para("flags.needs_review_text", lang),
         html_table(resilient_table(f.loc[f["needs_review"]], lang, min_n), lang,
-                   max_rows=top_n),
+                   max_rows=top_n, group="municipality"),
         heading("report.list_specs", lang, 4),
         html_table(spec_table, lang),
         heading("report.list_by_settlement", lang, 4),
@@ -415,7 +416,7 @@ def section_shnor(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n: int)
         para("flags.shnor_count", lang, n=len(on), reliable=int(labels.get("reliable", 0)),
              borderline=int(labels.get("borderline", 0)),
              few=int(labels.get("few_participants", 0))),
-        html_table(shnor_table(d, lang, min_n), lang, max_rows=top_n),
+        html_table(shnor_table(d, lang, min_n), lang, max_rows=top_n, group="municipality"),
     ])
 
 
@@ -444,7 +445,7 @@ def section_shnsu(d, lang: str, p: Mapping[str, Any], *, top_n: int) -> str:
         "anchored_index": fmt_values(on["anchored_index"], "+.2f", t("value.na", lang)),
     })
     return "\n".join([heading("report.list_shnsu", lang, 3), _p(rule), _p(count),
-                      html_table(table, lang, max_rows=top_n)])
+                      html_table(table, lang, max_rows=top_n, group="municipality")])
 
 
 def risk_reasons(f: pd.DataFrame, lang: str, *, trend: bool = True) -> pd.Series:
@@ -480,7 +481,7 @@ def section_risk(d, lang: str, p: Mapping[str, Any], *, top_n: int) -> str:
         heading("report.list_risk_zone", lang, 3), _p(rule),
         para("flags.risk_count", lang, n=len(on), declining=int(on["declining"].sum()),
              low_below=int(on["risk_low_below"].sum())),
-        html_table(table, lang, max_rows=top_n)])
+        html_table(table, lang, max_rows=top_n, group="municipality")])
 
 
 # --- 5.5 objectivity -------------------------------------------------------------------------
@@ -568,7 +569,8 @@ def section_objectivity(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n
         heading("report.list_objectivity", lang, 3),
         _p(_opt("flags.objectivity_rule", lang, min_n=min_n, level=level)),
         f"<ul>{items}</ul>" if items else "", _p(count),
-        html_table(evidence_table(d, lang, min_n), lang, max_rows=top_n)])
+        html_table(evidence_table(d, lang, min_n), lang, max_rows=top_n,
+                   group="municipality")])
 
 
 # --- 5.6 changes -----------------------------------------------------------------------------
@@ -626,7 +628,8 @@ def section_changes(d, lang: str, *, top_n: int) -> str:
     if d.changes.empty:
         out.append(para("flags.changes_none", lang))
     else:
-        out.append(html_table(changes_table(d, lang), lang, max_rows=top_n))
+        out.append(html_table(changes_table(d, lang), lang, max_rows=top_n,
+                              group="municipality"))
     return "\n".join(out)
 
 
@@ -747,9 +750,13 @@ def _peer_names(d, f: pd.DataFrame) -> pd.Series:
 
 
 def card_lines(d, f: pd.DataFrame, lang: str, p: Mapping[str, Any], *,
-               min_n: int) -> pd.DataFrame:
+               min_n: int, compact: bool = False) -> pd.DataFrame:
     """The lines of each school's card (plain text, one column per kind of line, "" where a
-    line does not apply), index ``school_id``."""
+    line does not apply), index ``school_id``.
+
+    ``compact`` (the regional report's cards) leaves out what the page shows elsewhere or
+    the municipal report has: the named ШНОР procedures (in the ШНОР table), the similar
+    schools, and the objectivity line of a school without a signal."""
     f = f.set_index("school_id", drop=False)
     na_t = t("value.na", lang)
     ctx = context_of(f)
@@ -781,8 +788,9 @@ def card_lines(d, f: pd.DataFrame, lang: str, p: Mapping[str, Any], *,
              for show, h, n, w in zip(show_specs, f["specs_held"], f["specs_total"],
                                       failed_words)]
     procs = shnor_procedures(d, lang, min_n)
-    shnor = [("" if not on else t("flags.card_shnor", lang, criteria=c,
-                                  label=lb, p=pr, procedures=pc or na_t))
+    key = "flags.card_shnor_compact" if compact else "flags.card_shnor"
+    shnor = [("" if not on else t(key, lang, criteria=c, label=lb, p=pr,
+                                  procedures=pc or na_t))
              for on, c, lb, pr, pc in zip(
                  f["shnor"], _criteria(f, d.year, lang),
                  labels_of(_blank_na(f["shnor_label"]), "shnor_label", lang, na_t),
@@ -793,24 +801,25 @@ def card_lines(d, f: pd.DataFrame, lang: str, p: Mapping[str, Any], *,
              for on, v in zip(f["shnsu"], fmt_values(f["anchored_index"], "+.2f", na_t))]
     risk = [("" if not on else t("flags.card_risk", lang, reasons=r))
             for on, r in zip(f["risk_zone"], risk_reasons(f, lang))]
-    peers = [("" if not x else t("flags.card_peers", lang, names=x))
+    peers = [("" if not x or compact else t("flags.card_peers", lang, names=x))
              for x in _peer_names(d, f)]
     return pd.DataFrame({
         "context": context, "outcomes": _outcome_lines(d, f, lang, min_n).reindex(
             f.index).fillna(""),
         "effect": effect, "years": years, "specs": specs,
-        "objectivity": _objectivity_lines(d, f, lang).to_numpy(),
+        "objectivity": np.where(compact & ~f["objectivity_flag"].astype(bool).to_numpy(), "",
+                                _objectivity_lines(d, f, lang).to_numpy()),
         "shnor": shnor, "shnsu": shnsu, "risk": risk, "peers": peers,
     }, index=f.index)
 
 
 def school_cards(d, lang: str, flags: Mapping[str, Any] | None = None, *,
-                 min_n: int) -> pd.Series:
+                 min_n: int, compact: bool = False) -> pd.Series:
     """One HTML card per school on any list (:data:`CARD_LISTS`), index ``school_id``:
     ``<details><summary>name — lists</summary><ul>…</ul></details>``, every text escaped."""
     p = flag_params(d, flags)
     f = d.flags.loc[flagged(d.flags)]
-    lines = card_lines(d, f, lang, p, min_n=min_n)
+    lines = card_lines(d, f, lang, p, min_n=min_n, compact=compact)
     title = f["school_name"].fillna(f["school_id"]).astype(str).to_numpy() + " — " + \
         lists_text(f, lang).to_numpy()
     cards = []
@@ -823,19 +832,21 @@ def school_cards(d, lang: str, flags: Mapping[str, Any] | None = None, *,
 
 
 def section_cards(d, lang: str, flags: Mapping[str, Any] | None = None, *,
-                  min_n: int) -> str:
+                  min_n: int, compact: bool = True) -> str:
     """5.7: every listed school's card, grouped by municipality (alphabetical), schools by
     name within it."""
     f = d.flags.loc[flagged(d.flags)].sort_values(
         ["municipality", "school_name", "school_id"], kind="stable")
-    cards = school_cards(d, lang, flags, min_n=min_n)
-    out = [heading("report.list_cards", lang, 3), para("flags.cards_text", lang, n=len(f),
+    cards = school_cards(d, lang, flags, min_n=min_n, compact=compact)
+    out = [heading("report.list_cards", lang), para("flags.cards_text", lang, n=len(f),
                                                         min_n=min_n)]
+    if compact:
+        out.append(para("flags.cards_compact", lang))
     mun = f["municipality"].astype(object).fillna(t("value.na", lang))
     for name, ids in f.groupby(mun, sort=True)["school_id"]:
         title = t("flags.cards_municipality", lang, municipality=name, n=len(ids))
-        out.append(f"<h4>{html.escape(title)}</h4>")
-        out.extend(cards.loc[ids].tolist())
+        out.append(f'<details class="mun" data-mun="{html.escape(str(name))}"><summary>'
+                   f"{html.escape(title)}</summary>{''.join(cards.loc[ids].tolist())}</details>")
     return "\n".join(out)
 
 
@@ -951,3 +962,18 @@ def methods_text(d, lang: str) -> str:
 __all__: Sequence[str] = (
     "section_lists", "section_cards", "section_typology", "school_cards", "shnor_table",
     "typology_matrix", "flag_metrics", "flag_params", "methods_text")
+
+
+def shnsu_cut_on_index(d) -> float | None:
+    """The ШНСУ cut (set on the index anchored to the reference year) on the reporting
+    year's social index, for the gradient figure: the anchored and the current index of the
+    year's schools are linear in each other, so the cut maps by the fitted line. ``None``
+    when the cut is unknown or fewer than 3 schools have both indices."""
+    cut = (d.flags_summary or {}).get("shnsu_cut")
+    f = d.flags
+    both = f[["anchored_index", "social_index"]].apply(pd.to_numeric, errors="coerce").dropna()
+    if cut is None or len(both) < 3 or both["anchored_index"].std() == 0:
+        return None
+    slope, icpt = np.polyfit(both["anchored_index"].to_numpy(float),
+                             both["social_index"].to_numpy(float), 1)
+    return float(icpt + slope * float(cut))

@@ -22,6 +22,7 @@ import pandas as pd
 import seaborn as sns
 
 from analysis.i18n import label, t
+from analysis.publish.figures import ROLE
 from analysis.outputs import write_json
 
 Formatter = Callable[[Any], str]
@@ -47,7 +48,7 @@ def stat(value: Any, spec: str, lang: str = "ru", reason: str | None = None) -> 
     text = format(float(value), spec)
     if text.startswith("-") and not re.search(r"[1-9]", text):
         text = text[1:]  # "-0.000" -> "0.000", "-0%" -> "0%"
-    return text
+    return text  # pages are typeset whole (analysis.publish.typeset), figures in figure_html
 
 
 def fmt_num(digits: int = 2) -> Formatter:
@@ -66,36 +67,85 @@ def col_label(col: str, lang: str = "ru") -> str:
         return str(col)
 
 
-def html_table(df: pd.DataFrame, lang: str = "ru", *, formats: Mapping[str, Formatter] | None = None,
-               max_rows: int | None = None, index: bool = False) -> str:
-    """Render a DataFrame as an escaped HTML table with catalogue column labels.
+#: Columns whose values are codes, hashes or versions: shown exactly as written (no number
+#: typesetting, :mod:`analysis.publish.typeset`).
+RAW_COLUMNS = frozenset({"school_id", "peer_id", "sha256", "version", "package", "file",
+                         "tree", "code"})
+#: A cell that reads as a number (right-aligned): digits with sign, decimal mark, spaces,
+#: percent, an interval "a…b" or "a [lo; hi]", a suppression mark «<10».
+_NUMERIC_CELL = re.compile(r"^[−+\-]?[\d\s\u202f.,]+%?(…[−+\-]?[\d\s\u202f.,]+%?)?"
+                           r"(\s*\[[−+\-]?[\d.,]+%?;\s*[−+\-]?[\d.,]+%?\])?$|^<\d+$")
 
-    Column ``c`` is labelled with catalogue key ``col.<c>`` when the catalogue has it, else shown as is.
-    Every cell is converted with its formatter (or ``str``) and then HTML-escaped.
+
+def _is_numeric_column(values: pd.Series, texts: list[str], lang: str) -> bool:
+    if pd.api.types.is_bool_dtype(values):
+        return False
+    if pd.api.types.is_numeric_dtype(values):
+        return True
+    na_mark = t("value.na", lang)
+    shown = [x for x in texts if x and not x.startswith(na_mark)]
+    return bool(shown) and all(_NUMERIC_CELL.match(x) for x in shown)
+
+
+def html_table(df: pd.DataFrame, lang: str = "ru", *, formats: Mapping[str, Formatter] | None = None,
+               max_rows: int | None = None, index: bool = False, caption: str | None = None,
+               group: str | None = None) -> str:
+    """Render a DataFrame as a complete, escaped HTML table with catalogue column labels.
+
+    Column ``c`` is labelled with catalogue key ``col.<c>`` when the catalogue has it, else
+    shown as is. Every cell is converted with its formatter (or ``str``) and then escaped;
+    columns whose cells all read as numbers are right-aligned, text is left-aligned. Codes
+    (:data:`RAW_COLUMNS`) are marked ``translate="no"``: never typeset.
+
+    Nothing is ever cut: a table longer than ``max_rows`` rows is collapsed into a
+    ``<details>`` element that says how many rows it holds. With ``group`` (a column, e.g.
+    ``"municipality"``) the rows are stably sorted by it and each group gets a header row;
+    rows of a table with a ``municipality`` column carry ``data-mun`` for the page's
+    filter. The table scrolls sideways inside its box on a narrow screen.
     """
     formats = dict(formats or {})
     if index:
         df = df.reset_index()
     if df.empty:
         return f'<p class="sc-note">{html.escape(t("value.empty", lang))}</p>'
-    shown = df if max_rows is None else df.head(max_rows)
-
-    numeric = {c for c in shown.columns if pd.api.types.is_numeric_dtype(shown[c])}
-    lines = ['<table class="sc-table">', "<thead><tr>"]
-    lines += [f"<th>{html.escape(col_label(c, lang))}</th>" for c in shown.columns]
-    lines.append("</tr></thead><tbody>")
-    for row in shown.itertuples(index=False):
-        cells = []
-        for col, value in zip(shown.columns, row):
-            text = formats.get(col, _default)(value)
-            cls = ' class="num"' if col in numeric else ""
-            cells.append(f"<td{cls}>{html.escape(text)}</td>")
-        lines.append("<tr>" + "".join(cells) + "</tr>")
+    if group is not None and group in df:
+        df = df.sort_values(group, kind="stable")
+    mun = df["municipality"].astype(str).tolist() if "municipality" in df else None
+    groups = df[group].astype(str).tolist() if group is not None and group in df else None
+    shown = df.drop(columns=[group]) if groups is not None else df
+    cols = list(shown.columns)
+    texts = {c: [formats.get(c, _default)(v) for v in shown[c].tolist()] for c in cols}
+    numeric = {c for c in cols if _is_numeric_column(shown[c], texts[c], lang)}
+    num_cls = ' class="num"'
+    head = "".join(f'<th{num_cls if c in numeric else ""} scope="col">'
+                   f"{html.escape(col_label(c, lang))}</th>" for c in cols)
+    lines = ['<table class="sc-table">']
+    if caption:
+        lines.append(f'<caption><span class="tab-no"></span> {html.escape(caption)}</caption>')
+    lines.append(f"<thead><tr>{head}</tr></thead>")
+    attrs = {c: (num_cls if c in numeric else "")
+             + (' translate="no"' if c in RAW_COLUMNS else "") for c in cols}
+    sizes = pd.Series(groups).value_counts().to_dict() if groups is not None else {}
+    if groups is None:
+        lines.append("<tbody>")
+    for i in range(len(shown)):
+        data_mun = f' data-mun="{html.escape(mun[i])}"' if mun is not None else ""
+        if groups is not None and (i == 0 or groups[i] != groups[i - 1]):
+            # one <tbody> per group: its header row, and the filter hides it whole
+            mark = f' data-mun="{html.escape(mun[i])}"' if group == "municipality" else ""
+            title = f"{groups[i]} ({sizes[groups[i]]})"
+            lines.append(("</tbody>" if i else "") + f'<tbody{mark}><tr class="grp">'
+                         f'<th colspan="{len(cols)}" scope="rowgroup">{html.escape(title)}'
+                         "</th></tr>")
+        row_mun = data_mun if groups is None else ""
+        cells = "".join(f"<td{attrs[c]}>{html.escape(texts[c][i])}</td>" for c in cols)
+        lines.append(f"<tr{row_mun}>{cells}</tr>")
     lines.append("</tbody></table>")
+    table = f'<div class="tbl">{"".join(lines)}</div>'
     if max_rows is not None and len(df) > max_rows:
-        more = t("col.more_rows", lang, n=len(df) - max_rows)
-        lines.append(f'<p class="sc-note">{html.escape(more)}</p>')
-    return "\n".join(lines)
+        summary = t("page.show_rows", lang, n=len(df))
+        table = f"<details><summary>{html.escape(summary)}</summary>{table}</details>"
+    return table
 
 
 def _default(value: Any) -> str:
@@ -151,9 +201,9 @@ def quality_formula_text(p: Mapping[str, Any], lang: str = "ru") -> str:
 def fig_distributions(index: pd.Series, quality: pd.Series, lang: str = "ru") -> plt.Figure:
     """Histograms of the social well-being index and the quality index."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    sns.histplot(index.dropna(), bins=30, ax=axes[0], color="#4C72B0")
+    sns.histplot(index.dropna(), bins=30, ax=axes[0], color=ROLE["fit"])
     axes[0].set_xlabel(t("report.gradient_axis_x", lang))
-    sns.histplot(quality.dropna(), bins=30, ax=axes[1], color="#55A868")
+    sns.histplot(quality.dropna(), bins=30, ax=axes[1], color=ROLE["resilient"])
     axes[1].set_xlabel(t("report.gradient_axis_y", lang))
     for ax in axes:
         ax.set_ylabel(t("col.n_schools", lang))
@@ -161,33 +211,59 @@ def fig_distributions(index: pd.Series, quality: pd.Series, lang: str = "ru") ->
     return fig
 
 
-def dynamics(results: pd.DataFrame) -> pd.DataFrame:
-    """Regional share of «4»/«5» and of low results by procedure and year (participant-weighted)."""
-    r = results.loc[results["participants"] > 0].assign(
-        good=lambda d: (d["n_mark4"] + d["n_mark5"]).astype("float64"),
-        low=lambda d: d["n_low"].astype("float64"),
-        n=lambda d: d["participants"].astype("float64"),
-        n_marked=lambda d: d["participants"].where(d["kind"] == "marked", 0).astype("float64"),
-    )
-    g = r.groupby(["procedure", "year"], sort=True)[["good", "low", "n", "n_marked"]].sum()
-    out = pd.DataFrame({
-        "share_quality": (g["good"] / g["n_marked"]).where(g["n_marked"] > 0),
-        "share_low": g["low"] / g["n"],
-        "participants": g["n"].astype("int64"),
-    })
-    return out.reset_index()
+def _param_keys() -> dict[str, str]:
+    """Notebook parameter name (``clusters_k``) -> its dotted params.yaml key (``clusters.k``),
+    from the catalogue's ``param.*`` names."""
+    from analysis.i18n import catalogue
+
+    out = {}
+    for key in catalogue():
+        if key.startswith("param."):
+            dotted = key[len("param."):]
+            out[dotted.replace(".", "_", 1) if "." in dotted else dotted] = dotted
+    return out
+
+
+def param_value_text(dotted: str, value: Any, lang: str = "ru") -> str:
+    """A parameter's value in words: options by their catalogue names (``mean_z`` ->
+    «среднее стандартизованных показателей»), yes/no, «не задано», lists joined,
+    indicator → sign or weight by the indicators' names."""
+    from analysis.i18n import catalogue
+
+    cat = catalogue()
+
+    def one(v: Any) -> str:
+        code = "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+        if dotted == "lang":  # the catalogue cannot key an entry by a language's code
+            code = f"lang_{code}"
+        if f"param_enum.{dotted}.{code}" in cat:
+            return t(f"param_enum.{dotted}.{code}", lang)
+        if f"param_value.{code}" in cat and (v is None or isinstance(v, bool) or code == "auto"):
+            return t(f"param_value.{code}", lang)
+        if isinstance(v, float):
+            return f"{v:g}"
+        return str(v)
+
+    if isinstance(value, Mapping):
+        def ind(k: str) -> str:
+            return label("indicator", k, lang) if f"indicator.{k}" in cat else str(k)
+        return "; ".join(f"{ind(k)}: {v:+g}" if isinstance(v, (int, float)) else f"{ind(k)}: {v}"
+                         for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(one(v) for v in value) if value else t("param_value.null", lang)
+    return one(value)
 
 
 def params_table(params: Mapping[str, Any], lang: str = "ru") -> pd.DataFrame:
-    """Parameters of the run as ``parameter, value`` rows (lists and dicts as compact JSON,
-    an unset value as «не задано»)."""
+    """Parameters of the run by their names in ``lang``, values in words, and the key in
+    ``params.yaml`` (for ``dvc exp run -S``)."""
+    keys = _param_keys()
     rows = []
-    for key, value in params.items():
-        if value is None:
-            text = t("value.not_set", lang)
-        else:
-            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        rows.append({"parameter": key, "value": text})
+    for name, value in params.items():
+        dotted = keys.get(name, name)
+        title = t(f"param.{dotted}", lang) if dotted in keys.values() else name
+        rows.append({"parameter": title, "value": param_value_text(dotted, value, lang),
+                     "code": dotted})
     return pd.DataFrame(rows)
 
 
@@ -229,8 +305,14 @@ def join_labels(values: Sequence[Any], kind: str | None, lang: str = "ru") -> st
 
 # --- the report's sections (each returns HTML; figures are separate) -----------------------
 
+def anchor(key: str) -> str:
+    """The stable ``id`` of the heading of catalogue key ``key`` (``report.summary`` ->
+    ``summary``): links from the municipal reports and the index point at it."""
+    return key.split(".", 1)[-1].replace(".", "-").replace("_", "-")
+
+
 def heading(key: str, lang: str = "ru", level: int = 2) -> str:
-    return f"<h{level}>{html.escape(t(key, lang))}</h{level}>"
+    return f'<h{level} id="{anchor(key)}">{html.escape(t(key, lang))}</h{level}>'
 
 
 def para(key: str, lang: str = "ru", **fmt: Any) -> str:
@@ -258,27 +340,130 @@ def summary_counts(d, lang: str = "ru") -> dict[str, int]:
     }
 
 
-def section_title(d, lang: str, min_n: int) -> str:
+def edition_date(iso: str | None, lang: str = "ru") -> str:
+    """``"2025-11-30"`` -> «30.11.2025» (ru) or «30 November 2025» (en); "" when unset."""
+    if not iso:
+        return ""
+    y, m, d = (int(x) for x in str(iso).split("-"))
+    if lang == "ru":
+        return f"{d:02d}.{m:02d}.{y}"
+    return f"{d} {t(f'page.month_{m}', 'en')} {y}"
+
+
+def report_meta(d, lang: str, params: Mapping[str, Any]) -> dict[str, str]:
+    """The document's metadata rows: region, reporting year, issuing date, edition, code."""
+    from analysis.publish.provenance import code_version
+
+    v = code_version()
+    code = f"school-context {v.get('package') or '?'}"
+    if v.get("src"):
+        code += f" ({str(v['src'])[:12]}{'' if v.get('clean') else ', ' + t('page.dirty', lang)})"
+    return {"region": params.get("report_region") or "",
+            "year": t("page.school_year", lang, year=d.year, prev=d.year - 1),
+            "date": edition_date(params.get("report_date"), lang),
+            "edition": params.get("report_edition") or "",
+            "code": code}
+
+
+def section_title(d, lang: str, min_n: int, params: Mapping[str, Any] | None = None) -> str:
+    """The page's header: issuing body, title, metadata (region, year, date, edition, code
+    version) and the introduction."""
+    from analysis.publish.page import header_html
+
+    p = dict(params or {})
     sy = d.schools_year
-    return "\n".join([
-        f"<h1>{html.escape(t('report.title', lang))}</h1>",
+    lead = "\n".join([
         para("report.subtitle", lang, year=d.year, prev=d.year - 1,
              n_mun=sy["municipality"].nunique(), n_schools=sy["school_id"].nunique()),
-        para("report.intro", lang, min_n=min_n),
-    ])
+        para("report.intro", lang, min_n=min_n)])
+    return header_html(t("report.title", lang), lang, meta=report_meta(d, lang, p),
+                       issuer=p.get("report_issuer"), lead=lead)
+
+
+def key_findings(d, lang: str) -> list[str]:
+    """The year's main findings as sentences, computed from the results (plain text)."""
+    from analysis.publish.ses_report import fmt, ses_metrics
+
+    c = summary_counts(d, lang)
+    f = d.flags
+    prev = (d.flags_summary or {}).get("previous_counts") or {}
+    g = ses_metrics(d.estimates, year=d.year)["gradient"]
+    out = [t("key.coverage", lang, schools=c["schools"], mun=c["municipalities"],
+             analysed=c["analysed"], excluded=c["excluded"])]
+    if g.get("slope") is not None:
+        out.append(t("key.gradient", lang, slope=fmt(g["slope"], "+.3f", lang),
+                     lo=fmt(g["slope_ci_low"], ".3f", lang),
+                     hi=fmt(g["slope_ci_high"], ".3f", lang), r2=fmt(g["r2"], ".0%", lang)))
+    out.append(t("key.resilient", lang, n=c["resilient"], review=c["needs_review"],
+                 prev=prev.get("resilient", t("value.na", lang))))
+    sure = int((f["shnor"] & f["shnor_label"].eq("reliable")).sum())
+    out.append(t("key.shnor", lang, n=c["shnor"], sure=sure,
+                 prev=prev.get("shnor", t("value.na", lang))))
+    both = int((f["shnsu"] & f["shnor"]).sum()) if {"shnsu", "shnor"} <= set(f) else 0
+    out.append(t("key.shnsu", lang, n=c["shnsu"], both=both,
+                 prev=prev.get("shnsu", t("value.na", lang))))
+    if c["risk_zone"] or c["objectivity"]:
+        out.append(t("key.risk", lang, risk=c["risk_zone"], objectivity=c["objectivity"]))
+    return out
 
 
 def section_summary(d, lang: str) -> str:
-    """Headline counts and the social gradient (PISA-style: the index alone, all schools)."""
-    from analysis.publish.ses_report import fmt, ses_metrics
-
-    g = ses_metrics(d.estimates, year=d.year)["gradient"]
+    """The year's main findings in words, then the headline counts."""
+    items = "".join(f"<li>{html.escape(x)}</li>" for x in key_findings(d, lang))
     return "\n".join([
-        heading("report.summary", lang), summary_table(summary_counts(d, lang), lang),
-        para("report.summary_slope", lang, slope=fmt(g["slope"], "+.3f", lang),
-             lo=fmt(g["slope_ci_low"], ".3f", lang), hi=fmt(g["slope_ci_high"], ".3f", lang),
-             r2=fmt(g["r2"], ".0%", lang)),
+        heading("report.summary", lang),
+        f'<div class="key"><p><strong>{html.escape(t("key.title", lang))}</strong></p>'
+        f"<ul>{items}</ul></div>",
+        summary_table(summary_counts(d, lang), lang),
     ])
+
+
+def coverage_table(d, min_n: int) -> pd.DataFrame:
+    """Schools and participants by procedure, subject, grade and year (regional totals;
+    every total is far above ``min_n`` or it is not shown)."""
+    r = d.results.loc[d.results["participants"] > 0]
+    g = r.groupby(["procedure", "subject", "grade", "year"], sort=True).agg(
+        n_schools=("school_id", "nunique"), participants=("participants", "sum")).reset_index()
+    return g
+
+
+def section_coverage(d, lang: str, min_n: int, top_n: int) -> str:
+    """Data coverage, the validation summary and the exclusions (every excluded row)."""
+    v = d.validation or {}
+    cov = coverage_table(d, min_n)
+    small = cov["participants"] < min_n
+    cov = label_categories(cov, lang)
+    cov["participants"] = suppress(cov["participants"], cov["participants"].where(~small, 0),
+                                   min_n, lang, lambda x: str(int(x)))
+    files = ", ".join(f["file"] for f in v.get("files", []))
+    return "\n".join([
+        heading("report.coverage", lang),
+        para("report.coverage_text", lang, files=files or t("value.na", lang), min_n=min_n),
+        html_table(cov, lang, max_rows=top_n,
+                   caption=t("report.coverage_caption", lang)),
+        heading("report.validation_summary", lang, 3),
+        para("report.validation_text", lang, repairs=len(v.get("repairs", [])),
+             warnings=len(v.get("warnings", [])), errors=len(v.get("errors", []))),
+        _bullets(v.get("warnings", [])), _bullets(v.get("repairs", [])),
+        section_exclusions(d, lang, top_n),
+    ])
+
+
+def _bullets(items: Sequence[str]) -> str:
+    return ("<ul>" + "".join(f"<li>{html.escape(str(x))}</li>" for x in items) + "</ul>"
+            if items else "")
+
+
+def section_glossary(lang: str) -> str:
+    """Terms and abbreviations of the report, alphabetical in ``lang``."""
+    from analysis.i18n import catalogue
+
+    keys = sorted({k.split(".")[1] for k in catalogue() if k.startswith("glossary.")},
+                  key=lambda k: t(f"glossary.{k}.term", lang).lower())
+    rows = "".join(f"<dt>{html.escape(t(f'glossary.{k}.term', lang))}</dt>"
+                   f"<dd>{html.escape(t(f'glossary.{k}.text', lang))}</dd>" for k in keys)
+    return "\n".join([heading("report.glossary", lang),
+                      f'<dl class="glossary">{rows}</dl>'])
 
 
 def index_warnings(records: Sequence[Mapping[str, Any]], lang: str = "ru") -> str:
@@ -290,12 +475,61 @@ def index_warnings(records: Sequence[Mapping[str, Any]], lang: str = "ru") -> st
     return para("report.index_dropped", lang, items=items)
 
 
-def section_dynamics(d, lang: str) -> str:
-    dyn = label_categories(dynamics(d.results), lang)
-    return "\n".join([
-        heading("report.dynamics", lang), para("report.dynamics_text", lang),
-        html_table(dyn, lang, formats={"share_quality": fmt_pct, "share_low": fmt_pct}),
-    ])
+def dynamics(results: pd.DataFrame, min_n: int = 0) -> pd.DataFrame:
+    """Regional share of «4»/«5» and of low results by procedure, subject, grade and year
+    (participant-weighted), with the participants behind each; a share behind fewer than
+    ``min_n`` participants is missing (never shown)."""
+    r = results.loc[results["participants"] > 0].assign(
+        good=lambda d: (d["n_mark4"] + d["n_mark5"]).astype("float64"),
+        low=lambda d: d["n_low"].astype("float64"),
+        n=lambda d: d["participants"].astype("float64"),
+        n_marked=lambda d: d["participants"].where(d["kind"] == "marked", 0).astype("float64"),
+    )
+    g = r.groupby(["procedure", "subject", "grade", "year"], sort=True)[
+        ["good", "low", "n", "n_marked"]].sum()
+    out = pd.DataFrame({
+        "share_quality": (g["good"] / g["n_marked"]).where(g["n_marked"] >= max(min_n, 1)),
+        "share_low": (g["low"] / g["n"]).where(g["n"] >= max(min_n, 1)),
+        "participants": g["n"].astype("int64"),
+    })
+    return out.reset_index()
+
+
+def cohort_drop(dyn: pd.DataFrame, procedure: str = "VPR") -> pd.DataFrame:
+    """The change of the share of «4»/«5» from grade 4 to grade 5 of the same cohort (grade 4
+    in year y, grade 5 in y + 1), by subject: the regional drop at the move to basic school.
+    Empty when the data hold no grade 4 with a following year."""
+    v = dyn.loc[dyn["procedure"] == procedure]
+    g4 = v.loc[v["grade"] == 4, ["subject", "year", "share_quality"]]
+    g5 = v.loc[v["grade"] == 5, ["subject", "year", "share_quality"]].assign(
+        year=lambda d: d["year"] - 1)
+    m = g4.merge(g5, on=["subject", "year"], suffixes=("_4", "_5"))
+    m = m.dropna(subset=["share_quality_4", "share_quality_5"])
+    return m.assign(year_5=m["year"] + 1,
+                    change=m["share_quality_5"] - m["share_quality_4"])[
+        ["subject", "year", "share_quality_4", "year_5", "share_quality_5", "change"]]
+
+
+def section_dynamics(d, lang: str, min_n: int = 10, top_n: int = 30) -> str:
+    """Three years of regional results by procedure, subject and grade, and the drop from
+    grade 4 to grade 5 where the data hold both."""
+    dyn = dynamics(d.results, min_n)
+    drop = cohort_drop(dyn)
+    na = t("value.suppressed", lang, min_n=min_n)
+    shown = label_categories(dyn, lang)
+    pct = {c: (lambda v: na if pd.isna(v) else fmt_pct(v)) for c in ("share_quality", "share_low")}
+    parts = [heading("report.dynamics", lang), para("report.dynamics_text", lang),
+             html_table(shown, lang, formats=pct, max_rows=top_n)]
+    parts.append(heading("report.cohort", lang, 3))
+    if drop.empty:
+        parts.append(para("report.cohort_none", lang))
+    else:
+        parts += [para("report.cohort_text", lang),
+                  html_table(label_categories(drop, lang), lang, formats={
+                      "share_quality_4": fmt_pct, "share_quality_5": fmt_pct,
+                      "change": lambda v: stat(100 * v, "+.1f", lang) + " п. п."
+                      if lang == "ru" else stat(100 * v, "+.1f", lang) + " pp"})]
+    return "\n".join(parts)
 
 
 def section_methods(d, lang: str, params: Mapping[str, Any]) -> str:
@@ -306,12 +540,16 @@ def section_methods(d, lang: str, params: Mapping[str, Any]) -> str:
 
     p = params
     flags_methods = methods_text(d, lang)
-    signed = ", ".join(f"{k} ({'+' if v > 0 else '−'})" for k, v in p["index_indicators"].items())
+    signed = ", ".join(f"{label('indicator', k, lang)} ({'+' if v > 0 else '−'})"
+                       for k, v in p["index_indicators"].items())
     return "\n".join([
         heading("report.methods", lang),
-        para("report.methods_text", lang, method=p["index_method"], indicators=signed,
-             min_ind=p["index_min_indicators"], quality=quality_formula_text(p, lang),
-             cov=p["ses_link_cov_type"], min_n=p["min_n"], seed=p["clusters_seed"]),
+        para("report.methods_text", lang,
+             method=param_value_text("index.method", p["index_method"], lang),
+             indicators=signed, min_ind=p["index_min_indicators"],
+             quality=quality_formula_text(p, lang),
+             cov=param_value_text("ses_link.cov_type", p["ses_link_cov_type"], lang),
+             min_n=p["min_n"], seed=p["clusters_seed"]),
         f"<p>{html.escape(flags_methods)}</p>" if flags_methods else "",
         heading("report.data_files", lang, 3),
         para("report.data_files_text", lang),
@@ -320,6 +558,7 @@ def section_methods(d, lang: str, params: Mapping[str, Any]) -> str:
         f"<p>{html.escape(code_version_text(code_version(), lang))}</p>",
         html_table(packages_table(package_versions()), lang),
         heading("report.params_table", lang, 3),
+        para("report.params_text", lang),
         html_table(params_table(p, lang), lang),
     ])
 
@@ -333,7 +572,8 @@ def section_exclusions(d, lang: str, top_n: int) -> str:
         heading("report.exclusions", lang, 3), para("report.exclusions_text", lang),
         html_table(acc, lang),
         heading("report.exclusions_list", lang, 3),
-        html_table(label_categories(led[cols], lang), lang, max_rows=top_n),
+        html_table(label_categories(led[cols], lang), lang, max_rows=top_n,
+                   caption=t("report.exclusions_caption", lang, n=len(led))),
     ])
 
 
@@ -361,3 +601,12 @@ def build_metrics(d, params: Mapping[str, Any]) -> dict[str, Any]:
         "accounting_balanced": bool(
             (d.accounting["in_scope"] == d.accounting["used"] + d.accounting["excluded"]).all()),
     }
+
+
+def figure(fig: plt.Figure, key: str, lang: str = "ru", **fmt: Any) -> str:
+    """Figure ``fig`` as numbered, captioned HTML with alt text, from the catalogue's
+    ``fig.<key>.caption`` and ``fig.<key>.alt`` (:func:`analysis.publish.figures.figure_html`)."""
+    from analysis.publish.figures import figure_html
+
+    return figure_html(fig, caption=t(f"fig.{key}.caption", lang, **fmt),
+                       alt=t(f"fig.{key}.alt", lang, **fmt), lang=lang)

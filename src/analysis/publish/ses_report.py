@@ -47,6 +47,9 @@ import pandas as pd
 from matplotlib import transforms
 from matplotlib.figure import Figure
 
+from matplotlib.lines import Line2D
+
+from analysis.publish.figures import ROLE
 from analysis.i18n import catalogue, label, t
 from analysis.outputs import round_sig
 from analysis.publish.report import col_label, heading, html_table, is_missing, stat
@@ -76,7 +79,8 @@ _QUIET_SE_REASONS = ("", "no_standard_error", BOUNDARY)
 _PROCEDURE_ORDER = ("VPR", "OGE", "EGE")
 _Z95 = 1.959963984540054
 
-_GREY, _BLUE, _RED, _ORANGE = "#8c8c8c", "#1f77b4", "#d62728", "#dd8452"
+#: Colours by meaning, from the colour-blind-safe palette shared by every figure.
+_GREY, _BLUE, _RED, _ORANGE = ROLE["schools"], ROLE["fit"], ROLE["below"], ROLE["secondary"]
 
 
 # --- reading the estimates table ---------------------------------------------------------------
@@ -969,13 +973,16 @@ def _quarter_edges(cuts: Sequence[float] | None, xmin: float, xmax: float) -> li
 
 def fig_gradient(points: pd.DataFrame, curve: pd.DataFrame | None,
                  support: Sequence[float | None] | None,
-                 quartile_cuts: Sequence[float] | None, lang: str = "ru") -> Figure:
+                 quartile_cuts: Sequence[float] | None, lang: str = "ru", *,
+                 shnsu_cut: float | None = None, resilient: Sequence[Any] | None = None,
+                 highlight: Sequence[Any] | None = None, highlight_label: str = "") -> Figure:
     """Schools and the expected quality of a typical school along the social index.
 
     Parameters
     ----------
     points : DataFrame
-        ``social_index``, ``quality_index``, ``n_students`` per school.
+        ``social_index``, ``quality_index``, ``n_students`` (and ``school_id`` for
+        ``resilient``/``highlight``) per school.
     curve : DataFrame or None
         ``x, fit, ci_low, ci_high``: the expected quality and its 95% band.
     support : (float, float) or None
@@ -985,12 +992,18 @@ def fig_gradient(points: pd.DataFrame, curve: pd.DataFrame | None,
         The three inner cuts of the index quarters (or all five edges); quarters 2 and 4 are
         shaded and every quarter labelled Q1..Q4 at the top.
     lang : {"ru", "en"}
+    shnsu_cut : float, optional
+        The ШНСУ cut on the index (drawn as a solid vertical line, labelled).
+    resilient : sequence of school_id, optional
+        Resilient schools, drawn in green with a dark edge (never in red: they do well).
+    highlight : sequence of school_id, optional
+        Schools to stand out (a municipality's own), in orange, labelled ``highlight_label``.
 
     Returns
     -------
     Figure
-        One axes: the schools (a scatter, points sized by the square root of participants),
-        the band and the line of the fit, the support lines.
+        One axes: the schools (points sized by the square root of participants, with a
+        size legend), the band and the line of the fit, the support lines and the cut.
     """
     fig, ax = plt.subplots(figsize=(8, 5))
     pts = points if points is not None else pd.DataFrame()
@@ -998,14 +1011,29 @@ def fig_gradient(points: pd.DataFrame, curve: pd.DataFrame | None,
     if len(pts):
         x = pd.to_numeric(pts["social_index"], errors="coerce").astype("float64")
         y = pd.to_numeric(pts["quality_index"], errors="coerce").astype("float64")
-        ax.scatter(x, y, s=_sizes(pts.get("n_students", pd.Series(1.0, index=pts.index))),
-                   alpha=0.3, color=_GREY, linewidths=0, label=t("ses.legend_schools", lang))
+        n = pts.get("n_students", pd.Series(1.0, index=pts.index))
+        size = _sizes(n)
+        ids = pts["school_id"] if "school_id" in pts else pd.Series("", index=pts.index)
+        hi = ids.isin([] if highlight is None else list(highlight)).to_numpy()
+        res = ids.isin([] if resilient is None else list(resilient)).to_numpy()
+        base = ~(hi | res)
+        ax.scatter(x[base], y[base], s=size[base], alpha=0.3 if not hi.any() else 0.18,
+                   color=_GREY, linewidths=0, label=t("ses.legend_schools", lang))
+        if res.any():
+            ax.scatter(x[res], y[res], s=size[res], color=ROLE["resilient"], alpha=0.9,
+                       edgecolors="#1a1a1a", linewidths=0.5, zorder=4,
+                       label=t("ses.legend_resilient", lang))
+        if hi.any():
+            ax.scatter(x[hi], y[hi], s=size[hi], color=ROLE["highlight"], alpha=0.95,
+                       edgecolors="#1a1a1a", linewidths=0.6, zorder=5,
+                       label=highlight_label or t("ses.legend_highlight", lang))
         xs += [float(x.min()), float(x.max())]
+        _size_legend(ax, pd.to_numeric(n, errors="coerce"), lang)
     if curve is not None and len(curve):
         c = curve.astype({k: "float64" for k in ("x", "fit", "ci_low", "ci_high")
                           if k in curve}).sort_values("x")
         if {"ci_low", "ci_high"} <= set(c.columns):
-            ax.fill_between(c["x"], c["ci_low"], c["ci_high"], color=_BLUE, alpha=0.18,
+            ax.fill_between(c["x"], c["ci_low"], c["ci_high"], color=ROLE["band"], alpha=0.3,
                             linewidth=0, label=t("ses.legend_band", lang))
         ax.plot(c["x"], c["fit"], color=_BLUE, lw=2, label=t("ses.legend_fit", lang))
         xs += [float(c["x"].min()), float(c["x"].max())]
@@ -1017,6 +1045,9 @@ def fig_gradient(points: pd.DataFrame, curve: pd.DataFrame | None,
         ax.axvline(b, color="#555555", ls="--", lw=1,
                    label=None if labelled else t("ses.legend_linear_beyond", lang))
         labelled = True
+    if _float(shnsu_cut) is not None:
+        ax.axvline(float(shnsu_cut), color=ROLE["cut"], lw=1.2, ls=":",
+                   label=t("ses.legend_shnsu_cut", lang))
     xs = [v for v in xs if math.isfinite(v)]
     edges = _quarter_edges(quartile_cuts, min(xs, default=0.0), max(xs, default=0.0))
     if edges:
@@ -1024,16 +1055,33 @@ def fig_gradient(points: pd.DataFrame, curve: pd.DataFrame | None,
         for q in range(4):
             a, b = edges[q], edges[q + 1]
             if q % 2 == 1:
-                ax.axvspan(a, b, color="#000000", alpha=0.05, linewidth=0)
+                ax.axvspan(a, b, color="#000000", alpha=0.04, linewidth=0)
             ax.text((a + b) / 2, 0.98, t("ses.quarter", lang, q=q + 1), transform=top,
                     ha="center", va="top", fontsize=9, color="#444444",
                     bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
     ax.set_xlabel(t("ses.axis_index", lang))
     ax.set_ylabel(t("ses.axis_quality", lang))
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right", frameon=False, fontsize=9)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _size_legend(ax, n: pd.Series, lang: str) -> None:
+    """A second legend: what the point sizes mean (participants)."""
+    v = n.dropna()
+    v = v.loc[v > 0]
+    if v.empty:
+        return
+    top = float(v.max())
+    marks = sorted({int(round(float(v.quantile(q)), -1)) or int(v.min()) for q in (0.1, 0.5, 1.0)})
+    handles = [Line2D([], [], marker="o", linestyle="", color=_GREY, alpha=0.6,
+                      markersize=math.sqrt(float(_sizes(pd.Series([m, top]))[0])))
+               for m in marks]
+    legend = ax.legend(handles, [str(m) for m in marks], title=t("ses.legend_size", lang),
+                       loc="lower left", bbox_to_anchor=(1.01, 0.0), frameon=False, fontsize=8,
+                       title_fontsize=8, labelspacing=1.0)
+    ax.add_artist(legend)
 
 
 def fig_variance(estimates: pd.DataFrame, lang: str = "ru", *, year: int | None = None
@@ -1089,7 +1137,7 @@ def fig_variance(estimates: pd.DataFrame, lang: str = "ru", *, year: int | None 
                            label=[name_b, name_w] if i == 0 else ["_", "_"])
             for rect, share in zip(bars, (b * scale, w * scale), strict=True):
                 if share >= 6:
-                    ax.text(rect.get_x() + rect.get_width() / 2, i, f"{share:.0f}%",
+                    ax.text(rect.get_x() + rect.get_width() / 2, i, stat(share, ".0f", lang) + "%",
                             ha="center", va="center", color="white", fontsize=9)
             icc = _icc(c)
             text = (t("ses.icc_boundary_short", lang) if icc is not None and icc.boundary

@@ -1,0 +1,360 @@
+"""What is published besides the regional report: downloads, municipal reports, the index.
+
+:func:`write_site` writes, into one folder (``data/processed/site/``, copied whole into the
+report folder by :func:`analysis.pipeline.nbrun.publish_report`):
+
+- ``tables.xlsx``: one sheet per table, Russian headers, frozen header row, numbers as
+  numbers, plus a sheet describing every column (:mod:`analysis.publish.downloads`);
+- ``data/<table>.csv`` (UTF-8 with BOM, ``;``, decimal comma: as Russian Excel opens it)
+  and ``data/schools.parquet``: the same tables with stable column codes, one row per
+  school for the schools table;
+- ``mun/<slug>.html``: one report per municipality, its schools shown against the region;
+- ``index.html``: every report and download.
+
+Everything published obeys the small-cell rule: a value computed from fewer than
+``min_n`` participants is left empty (downloads) or shown as «<min_n» (pages), and a
+procedure with fewer than ``min_n`` participants is never named. No student key and no
+student-level value is written. Every string from the data is escaped in HTML and
+neutralised in CSV/XLSX (a name cannot run as a formula).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis.i18n import label, t
+from analysis.outputs import OutputError, write_text
+from analysis.publish import downloads
+from analysis.publish import flags_report as fr
+from analysis.publish import report as rp
+from analysis.publish.page import document
+
+#: Columns of the schools table (one row per school of the reporting year), in order.
+SCHOOL_COLUMNS = (
+    "school_id", "school_name", "municipality", "settlement_type", "school_type",
+    "enrollment", "social_index", "social_band", "anchored_index", "cluster", "cluster_name",
+    "quality_index", "n_students", "quality_group", "effect", "effect_low", "effect_high",
+    "direction", "years_above", "specs_held", "specs_total", "typology", "resilient",
+    "needs_review", "shnor", "shnor_label", "p_rule", "shnsu", "risk_zone", "objectivity_flag",
+)
+_TRANSLIT = dict(zip("абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
+                     ["a", "b", "v", "g", "d", "e", "e", "zh", "z", "i", "y", "k", "l", "m", "n",
+                      "o", "p", "r", "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch", "",
+                      "y", "", "e", "yu", "ya"]))
+
+
+def slug(name: str) -> str:
+    """A file name for a municipality: transliterated, lower case, ``a-z0-9-`` only."""
+    text = "".join(_TRANSLIT.get(ch, ch) for ch in str(name).lower())
+    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+    return text[:60].rstrip("-") or "mo"
+
+
+def municipality_files(names: list[str]) -> dict[str, str]:
+    """Municipality -> ``mun/<slug>.html``, unique (a clash gets ``-2``, ``-3``, ...)."""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for name in sorted(names):
+        base = slug(name)
+        s, i = base, 1
+        while s in used:
+            i += 1
+            s = f"{base}-{i}"
+        used.add(s)
+        out[name] = f"mun/{s}.html"
+    return out
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+def schools_table(d, min_n: int, lang: str = "ru") -> pd.DataFrame:
+    """One row per school of the reporting year: context, indices, effect, every flag.
+
+    The quality index and quality group of a school with fewer than ``min_n`` students are
+    left empty (a small school's result is never published).
+    """
+    f = d.flags.copy()
+    sy = d.schools_year.drop_duplicates("school_id").set_index("school_id")
+    f["enrollment"] = f["school_id"].map(sy["enrollment"]) if "enrollment" in sy else pd.NA
+    idx = d.index.loc[d.index["year"] == d.year].drop_duplicates("school_id").set_index(
+        "school_id")
+    f["social_band"] = f["school_id"].map(idx["social_band"]).astype("Int64")
+    cl = d.clusters.loc[d.clusters["year"] == d.year].drop_duplicates("school_id").set_index(
+        "school_id")
+    f["cluster"] = f["school_id"].map(cl["cluster"]).astype("Int64")
+    by_lang = (d.context.get("clusters", {}).get("names") or {}).get(lang) or {}
+    names = {int(k): v for k, v in by_lang.items()}
+    f["cluster_name"] = f["cluster"].map(lambda c: names.get(int(c), "") if pd.notna(c) else "")
+    qg = d.quality_groups.loc[d.quality_groups["year"] == d.year].drop_duplicates(
+        "school_id").set_index("school_id")
+    f["quality_group"] = f["school_id"].map(qg["quality_group"]).astype("Int64")
+    small = pd.to_numeric(f["n_students"], errors="coerce").fillna(0) < min_n
+    f["quality_index"] = f["quality_index"].where(~small)
+    f["quality_group"] = f["quality_group"].where(~small)
+    out = f.reindex(columns=list(SCHOOL_COLUMNS))
+    return out.sort_values(["municipality", "school_name", "school_id"], kind="stable",
+                           ignore_index=True)
+
+
+def shnor_procedures_table(d, min_n: int) -> pd.DataFrame:
+    """The low procedures of the ШНОР schools with at least ``min_n`` participants (the
+    others are only counted, in ``n_small``)."""
+    det = d.shnor_details
+    ids = set(d.flags.loc[d.flags["shnor"], "school_id"])
+    if det.empty or "low" not in det:
+        return pd.DataFrame(columns=["school_id", "school_name", "municipality", "year",
+                                     "procedure", "subject", "grade", "participants",
+                                     "share_low"])
+    det = det.loc[det["school_id"].isin(ids)
+                  & det["low"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
+    big = det.loc[pd.to_numeric(det["participants"], errors="coerce").fillna(0) >= min_n]
+    names = fr.school_names(d)
+    out = big.assign(school_name=big["school_id"].map(names["school_name"]),
+                     municipality=big["school_id"].map(names["municipality"]))
+    return out[["school_id", "school_name", "municipality", "year", "procedure", "subject",
+                "grade", "participants", "share_low"]].sort_values(
+        ["municipality", "school_name", "school_id", "year", "procedure", "subject", "grade"],
+        kind="stable", ignore_index=True)
+
+
+def typology_by_municipality(d) -> pd.DataFrame:
+    """Schools of each typological group by municipality (one row per municipality)."""
+    f = d.flags
+    m = pd.crosstab(f["municipality"], f["typology"].fillna("na"))
+    return m.reset_index().rename_axis(columns=None)
+
+
+def tables(d, params: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """Every published table, by its code: the downloads' content."""
+    min_n = int(params["min_n"])
+    ledger = d.ledger.reindex(columns=["analysis", "table", "year", "school_id", "procedure",
+                                       "subject", "grade", "source_row", "reason"])
+    return {
+        "schools": schools_table(d, min_n, params.get("lang", "ru")),
+        "shnor_procedures": shnor_procedures_table(d, min_n),
+        "typology_by_municipality": typology_by_municipality(d),
+        "changes": d.changes.merge(fr.school_names(d).reset_index(), on="school_id",
+                                   how="left").reindex(columns=[
+                                       "school_id", "school_name", "municipality", "list",
+                                       "change", "changed"]),
+        "dynamics": rp.dynamics(d.results, min_n).drop(columns=[]),
+        "coverage": rp.coverage_table(d, min_n).pipe(
+            lambda c: c.assign(participants=c["participants"].where(c["participants"] >= min_n))),
+        "exclusions": ledger.sort_values(["analysis", "table", "year", "school_id"],
+                                         kind="stable", ignore_index=True),
+        "parameters": rp.params_table(params, params.get("lang", "ru")),
+    }
+
+
+def workbook_sheets(tabs: Mapping[str, pd.DataFrame], lang: str
+                    ) -> tuple[dict[str, pd.DataFrame], dict[str, dict[str, str]]]:
+    """The workbook's sheets: each table with labelled headers and category labels, plus a
+    sheet describing the columns; and the number formats of the share columns."""
+    sheets: dict[str, pd.DataFrame] = {}
+    formats: dict[str, dict[str, str]] = {}
+    fields = []
+    for code, df in tabs.items():
+        name = t(f"download.{code}", lang)
+        shown = rp.label_categories(df, lang)
+        for kind in ("direction", "shnor_label", "list", "change"):  # codes -> words
+            if kind in shown:
+                shown[kind] = shown[kind].map(
+                    lambda v, k=kind: label(k, v, lang) if isinstance(v, str) and v else "")
+        titles = {c: label("typology", c, lang) if code == "typology_by_municipality"
+                  and c != "municipality" else rp.col_label(c, lang) for c in shown.columns}
+        sheets[name] = shown.rename(columns=titles)
+        formats[name] = {titles[c]: "0.0%" for c in shown.columns
+                         if c.startswith("share_") or c == "p_rule"}
+        fields += [{"sheet": name, "code": c, "title": titles[c]} for c in shown.columns]
+    sheets[t("download.fields", lang)] = pd.DataFrame(fields).rename(columns={
+        "sheet": t("download.col_sheet", lang), "code": t("download.col_code", lang),
+        "title": t("download.col_title", lang)})
+    return sheets, formats
+
+
+# --- municipal reports ----------------------------------------------------------------------
+
+def _counts(f: pd.DataFrame) -> dict[str, int]:
+    return {"schools": len(f), "analysed": int(f["effect"].notna().sum()),
+            "resilient": int(f["resilient"].sum()), "needs_review": int(f["needs_review"].sum()),
+            "shnor": int(f["shnor"].sum()), "shnsu": int(f["shnsu"].sum()),
+            "risk_zone": int(f["risk_zone"].sum()),
+            "objectivity": int(f["objectivity_flag"].sum())}
+
+
+def municipal_schools_table(s: pd.DataFrame, lang: str, min_n: int) -> pd.DataFrame:
+    """The municipality's schools for its page: context, result, effect and lists."""
+    na = t("value.na", lang)
+    q = fr.fmt_values(s["quality_index"], ".3f", t("value.suppressed", lang, min_n=min_n))
+    lists = fr.lists_text(s, lang) if len(s) else pd.Series(dtype=object)
+    return pd.DataFrame({
+        "school_name": s["school_name"].astype(object),
+        "school_type": fr.labels_of(s["school_type"], "school_type", lang),
+        "settlement_type": fr.labels_of(s["settlement_type"], "settlement_type", lang),
+        "social_index": fr.fmt_values(s["social_index"], "+.2f", na),
+        "quality_index": q,
+        "effect_ci": fr.effect_ci(s, lang),
+        "typology": fr.labels_of(s["typology"].fillna("na"), "typology", lang),
+        "lists": lists.where(lists.astype(bool), "").astype(object),
+    })
+
+
+def municipal_dynamics(d, mun: str, min_n: int) -> pd.DataFrame:
+    """The municipality's shares by procedure, subject, grade and year beside the region's;
+    a share behind fewer than ``min_n`` participants is missing."""
+    ids = set(d.schools.loc[d.schools["municipality"] == mun, "school_id"])
+    own = rp.dynamics(d.results.loc[d.results["school_id"].isin(ids)], min_n)
+    reg = rp.dynamics(d.results, min_n)
+    keys = ["procedure", "subject", "grade", "year"]
+    m = own[keys + ["share_quality", "share_low", "participants"]].merge(
+        reg[keys + ["share_quality", "share_low"]], on=keys, suffixes=("", "_region"))
+    m["participants"] = m["participants"].where(m["participants"] >= min_n)
+    return m
+
+
+def municipal_page(d, mun: str, params: Mapping[str, Any], *, lang: str, cards: pd.Series,
+                   points: pd.DataFrame, files: Mapping[str, str]) -> str:
+    """The report of one municipality: its schools against the region."""
+    from analysis.publish import ses_report as sr
+    from analysis.publish.page import header_html
+
+    min_n = int(params["min_n"])
+    f = d.flags
+    s = f.loc[f["municipality"] == mun].sort_values(["school_name", "school_id"], kind="stable")
+    own, region = _counts(s), _counts(f)
+    counts = pd.DataFrame({"measure": [t(f"report.summary_{k}", lang) for k in own],
+                           "municipality_n": list(own.values()),
+                           "region_n": list(region.values())})
+    model = d.gradient.get("model", {})
+    quarters = d.sample["social_index"].quantile([0.25, 0.5, 0.75]).tolist()
+    fig = sr.fig_gradient(points, d.curve, tuple(model.get("support_bounds") or ()), quarters,
+                          lang, shnsu_cut=fr.shnsu_cut_on_index(d),
+                          highlight=s["school_id"], highlight_label=str(mun))
+    flagged = s.loc[fr.flagged(s), "school_id"]
+    dyn = municipal_dynamics(d, mun, min_n)
+    sup = t("value.suppressed", lang, min_n=min_n)
+    pct = {c: (lambda v: sup if pd.isna(v) else rp.fmt_pct(v))
+           for c in ("share_quality", "share_low", "share_quality_region", "share_low_region")}
+    pct["participants"] = lambda v: sup if pd.isna(v) else str(int(v))
+    meta = rp.report_meta(d, lang, params)
+    meta = {"region": meta["region"], "municipality": mun, "year": meta["year"],
+            "date": meta["date"], "edition": meta["edition"], "code": meta["code"]}
+    links = (f'<p><a href="../index.html">{html.escape(t("site.all_reports", lang))}</a> · '
+             f'<a href="../report.html">{html.escape(t("site.regional_report", lang))}</a></p>')
+    lead = links + rp.para("site.mun_intro", lang, municipality=mun, min_n=min_n)
+    body = "\n".join([
+        rp.heading("site.mun_summary", lang),
+        rp.html_table(counts, lang, caption=t("site.mun_summary_caption", lang,
+                                              municipality=mun)),
+        rp.heading("site.mun_gradient", lang),
+        rp.figure(fig, "gradient_mun", lang, municipality=mun, year=d.year),
+        rp.heading("site.mun_schools", lang),
+        rp.para("site.mun_schools_text", lang, min_n=min_n),
+        rp.html_table(municipal_schools_table(s, lang, min_n), lang,
+                      caption=t("site.mun_schools_caption", lang, municipality=mun)),
+        rp.heading("site.mun_cards", lang),
+        rp.para("site.mun_cards_text", lang, n=len(flagged)),
+        "".join(cards.reindex(flagged.tolist()).dropna().tolist()),
+        rp.heading("site.mun_trends", lang),
+        rp.html_table(rp.label_categories(dyn, lang), lang, formats=pct,
+                      caption=t("site.mun_trends_caption", lang, municipality=mun)),
+    ])
+    title = t("site.mun_title", lang, municipality=mun, year=d.year)
+    header = header_html(title, lang, meta=meta, issuer=params.get("report_issuer"), lead=lead)
+    return document(header + body, title=title, lang=lang)
+
+
+# --- the index page -------------------------------------------------------------------------
+
+def index_page(d, params: Mapping[str, Any], files: Mapping[str, str], lang: str,
+               downloads_list: list[tuple[str, str]]) -> str:
+    """``index.html``: the regional report, every municipal report, every download."""
+    from analysis.publish.page import header_html
+
+    f = d.flags
+    rows = []
+    for mun, path in files.items():
+        s = f.loc[f["municipality"] == mun]
+        c = _counts(s)
+        rows.append(f'<tr data-mun="{html.escape(mun)}"><td><a href="{html.escape(path)}">'
+                    f"{html.escape(mun)}</a></td><td class=\"num\">{c['schools']}</td>"
+                    f"<td class=\"num\">{c['resilient']}</td><td class=\"num\">{c['shnor']}</td>"
+                    f"<td class=\"num\">{c['shnsu']}</td><td class=\"num\">{c['risk_zone']}"
+                    "</td></tr>")
+    num = ' class="num"'
+    heads = "".join(f'<th scope="col"{num if i else ""}>'
+                    f"{html.escape(t(k, lang))}</th>" for i, k in enumerate(
+                        ("col.municipality", "col.n_schools", "site.col_resilient",
+                         "site.col_shnor", "site.col_shnsu", "site.col_risk")))
+    table = (f'<div class="tbl"><table class="sc-table"><caption><span class="tab-no"></span> '
+             f'{html.escape(t("site.index_caption", lang))}</caption><thead><tr>{heads}'
+             f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+    dl = "".join(f'<li><a href="{html.escape(p)}"><code translate="no">{html.escape(p)}</code>'
+                 f"</a> — {html.escape(what)}</li>" for p, what in downloads_list)
+    meta = rp.report_meta(d, lang, params)
+    body = "\n".join([
+        rp.heading("site.index_regional", lang),
+        f'<p><a href="report.html">{html.escape(t("site.regional_report", lang))}</a></p>',
+        rp.heading("site.index_municipal", lang), table,
+        rp.heading("site.index_downloads", lang), f"<ul>{dl}</ul>",
+        rp.para("site.index_privacy", lang, min_n=int(params["min_n"])),
+    ])
+    title = t("site.index_title", lang, year=d.year)
+    return document(header_html(title, lang, meta=meta, issuer=params.get("report_issuer"))
+                    + body, title=title, lang=lang)
+
+
+# --- all of it ------------------------------------------------------------------------------
+
+def write_site(d, params: Mapping[str, Any], out: str | Path) -> list[Path]:
+    """Write the downloads, the municipal reports and ``index.html`` into ``out`` (replaced
+    whole). Returns the written files, sorted."""
+    from analysis.publish.figures import use_style
+
+    use_style()
+    out = Path(out)
+    lang = params.get("lang", "ru")
+    min_n = int(params["min_n"])
+    try:
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+    except OSError as exc:
+        raise OutputError("replace the folder", out, exc) from exc
+    written: list[Path] = []
+    tabs = tables(d, params)
+    sheets, formats = workbook_sheets(tabs, lang)
+    written.append(downloads.write_workbook(sheets, out / "tables.xlsx", formats=formats))
+    listing = [("tables.xlsx", t("site.dl_xlsx", lang))]
+    for code, df in tabs.items():
+        written.append(downloads.write_csv(df, out / "data" / f"{code}.csv"))
+        listing.append((f"data/{code}.csv", t(f"download.{code}", lang)))
+    written.append(downloads.write_parquet(tabs["schools"], out / "data" / "schools.parquet"))
+    listing.append(("data/schools.parquet", t("site.dl_parquet", lang)))
+    files: dict[str, str] = {}
+    if params.get("report_municipal", True):
+        names = sorted(d.flags["municipality"].dropna().astype(str).unique())
+        files = municipality_files(names)
+        cards = fr.school_cards(d, lang, rp_flags(params), min_n=min_n)
+        points = d.sample.copy()
+        for mun, path in files.items():
+            page = municipal_page(d, mun, params, lang=lang, cards=cards, points=points,
+                                  files=files)
+            written.append(write_text(out / path, page))
+    written.append(write_text(out / "index.html", index_page(d, params, files, lang, listing)))
+    return sorted(written)
+
+
+def rp_flags(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``flags`` section of the report's parameters (``flags_<key>`` -> ``<key>``)."""
+    from analysis.config import section
+
+    return section(dict(params), "flags")
+
