@@ -128,6 +128,9 @@ def test_hostile_names_render_as_text_everywhere(published):
         assert "alert(1)</script>" not in text and "<img src=x" not in text, page
     report = (folder / "report.html").read_text(encoding="utf-8")
     assert html.escape(EVIL_MUN, quote=False) in report
+    for meta in ("Регион", "Дата выпуска", "Редакция", "Версия программы", "Содержание",
+                 "Главное", "Глоссарий"):
+        assert meta in report, meta
     mun = "".join(p.read_text(encoding="utf-8") for p in _files(folder / "mun", ".html"))
     assert escaped in mun.replace("\u00a0", " ")  # every school is on its municipality's page
     # the municipality's own report: a safe file name, its name escaped in the title
@@ -266,6 +269,8 @@ def test_no_english_key_or_notebook_leftover_in_any_page(published):
         keys = re.findall(r"\b[a-z]+_[a-z0-9_]+\b", shown)
         assert not keys, (page.name, sorted(set(keys))[:10])
         assert "No description has been provided" not in text
+        css = page.read_text(encoding="utf-8").split("<style>")[1].split("</style>")[0]
+        assert "jp-" not in text and len(css) < 8000  # the project's lean stylesheet
         assert "nan" not in shown.split() and "NaN" not in shown and "None" not in shown.split()
         for alt in re.findall(r'<img [^>]*alt="([^"]*)"', text):
             assert len(alt) > 20, (page.name, alt)
