@@ -38,7 +38,7 @@ ROLE = {"fit": PALETTE["blue"], "band": PALETTE["sky"], "schools": PALETTE["grey
 #: Resolution of the embedded PNGs (pixels per inch): sharp on screen, small in bytes.
 DPI = 96
 #: Colours of the embedded PNGs' palette.
-COLOURS = 64
+COLOURS = 32
 
 
 def use_style() -> None:

@@ -563,17 +563,36 @@ def section_methods(d, lang: str, params: Mapping[str, Any]) -> str:
     ])
 
 
-def section_exclusions(d, lang: str, top_n: int) -> str:
-    acc = label_categories(d.accounting, lang)
-    led = d.ledger.sort_values(["analysis", "table", "year", "school_id"], kind="stable")
+def excluded_rows(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The excluded rows of the schools and results tables, one per row with its reason
+    (students' rows are only counted: :func:`excluded_students`)."""
     cols = ["analysis", "table", "year", "school_id", "procedure", "subject", "grade",
             "source_row", "reason"]
+    led = ledger.loc[ledger["table"] != "students"].reindex(columns=cols)
+    return led.sort_values(["analysis", "table", "year", "school_id"], kind="stable",
+                           ignore_index=True)
+
+
+def excluded_students(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Excluded rows of the students table counted by analysis and reason: nothing about a
+    single student is published, not even which row was left out."""
+    st = ledger.loc[ledger["table"] == "students"]
+    return (st.groupby(["analysis", "reason"], sort=True).size().rename("n_rows")
+            .reset_index())
+
+
+def section_exclusions(d, lang: str, top_n: int) -> str:
+    acc = label_categories(d.accounting, lang)
+    led = excluded_rows(d.ledger)
+    students = excluded_students(d.ledger)
     return "\n".join([
         heading("report.exclusions", lang, 3), para("report.exclusions_text", lang),
         html_table(acc, lang),
         heading("report.exclusions_list", lang, 3),
-        html_table(label_categories(led[cols], lang), lang, max_rows=top_n,
+        html_table(label_categories(led, lang), lang, max_rows=top_n,
                    caption=t("report.exclusions_caption", lang, n=len(led))),
+        *([para("report.exclusions_students", lang),
+           html_table(label_categories(students, lang), lang)] if len(students) else []),
     ])
 
 

@@ -134,8 +134,6 @@ def typology_by_municipality(d) -> pd.DataFrame:
 def tables(d, params: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
     """Every published table, by its code: the downloads' content."""
     min_n = int(params["min_n"])
-    ledger = d.ledger.reindex(columns=["analysis", "table", "year", "school_id", "procedure",
-                                       "subject", "grade", "source_row", "reason"])
     return {
         "schools": schools_table(d, min_n, params.get("lang", "ru")),
         "shnor_procedures": shnor_procedures_table(d, min_n),
@@ -147,8 +145,8 @@ def tables(d, params: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
         "dynamics": rp.dynamics(d.results, min_n).drop(columns=[]),
         "coverage": rp.coverage_table(d, min_n).pipe(
             lambda c: c.assign(participants=c["participants"].where(c["participants"] >= min_n))),
-        "exclusions": ledger.sort_values(["analysis", "table", "year", "school_id"],
-                                         kind="stable", ignore_index=True),
+        "exclusions": rp.excluded_rows(d.ledger),
+        "excluded_students": rp.excluded_students(d.ledger),
         "parameters": rp.params_table(params, params.get("lang", "ru")),
     }
 
