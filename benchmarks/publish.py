@@ -49,8 +49,8 @@ keys = ["year", "min_n", "lang", "report", "flags"]
 params = flatten(p, keys)
 mun = sorted(d.flags["municipality"].dropna().unique())[0]
 cards = fr.school_cards(d, params["lang"], site.rp_flags(params), min_n=params["min_n"])
-page = site.municipal_page(d, mun, params, lang=params["lang"], cards=cards,
-                           points=d.sample, files={})
+canvas = site.gradient_canvas(d, params["lang"])
+page = site.municipal_page(d, mun, params, lang=params["lang"], cards=cards, canvas=canvas)
 """
 
 

@@ -622,10 +622,10 @@ def build_metrics(d, params: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def figure(fig: plt.Figure, key: str, lang: str = "ru", **fmt: Any) -> str:
+def figure(fig: plt.Figure, key: str, lang: str = "ru", close: bool = True, **fmt: Any) -> str:
     """Figure ``fig`` as numbered, captioned HTML with alt text, from the catalogue's
     ``fig.<key>.caption`` and ``fig.<key>.alt`` (:func:`analysis.publish.figures.figure_html`)."""
     from analysis.publish.figures import figure_html
 
     return figure_html(fig, caption=t(f"fig.{key}.caption", lang, **fmt),
-                       alt=t(f"fig.{key}.alt", lang, **fmt), lang=lang)
+                       alt=t(f"fig.{key}.alt", lang, **fmt), lang=lang, close=close)

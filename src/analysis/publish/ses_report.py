@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -1065,6 +1067,50 @@ def fig_gradient(points: pd.DataFrame, curve: pd.DataFrame | None,
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+class GradientCanvas:
+    """The regional gradient drawn once, for many figures that differ only in which schools
+    stand out (the municipal reports): :meth:`highlighted` adds one group's schools and the
+    legend entry, and takes them away again when the figure has been saved.
+
+    Parameters are those of :func:`fig_gradient` (without ``highlight``).
+    """
+
+    def __init__(self, points: pd.DataFrame, curve: pd.DataFrame | None,
+                 support: Sequence[float | None] | None,
+                 quartile_cuts: Sequence[float] | None, lang: str = "ru", *,
+                 shnsu_cut: float | None = None) -> None:
+        self.fig = fig_gradient(points, curve, support, quartile_cuts, lang,
+                                shnsu_cut=shnsu_cut)
+        self.ax = self.fig.axes[0]
+        self.lang = lang
+        pts = points if points is not None else pd.DataFrame()
+        self._ids = pts["school_id"] if "school_id" in pts else pd.Series(dtype=object)
+        self._x = pd.to_numeric(pts.get("social_index"), errors="coerce")
+        self._y = pd.to_numeric(pts.get("quality_index"), errors="coerce")
+        self._size = _sizes(pts.get("n_students", pd.Series(1.0, index=pts.index))) \
+            if len(pts) else np.array([])
+
+    @contextmanager
+    def highlighted(self, ids: Sequence[Any], label: str):
+        """The figure with the schools ``ids`` in orange, labelled ``label`` in the legend."""
+        sel = self._ids.isin(list(ids)).to_numpy()
+        coll = None
+        if sel.any():
+            coll = self.ax.scatter(self._x[sel], self._y[sel], s=self._size[sel],
+                                   color=ROLE["highlight"], alpha=0.95, edgecolors="#1a1a1a",
+                                   linewidths=0.6, zorder=5,
+                                   label=textwrap.fill(_mpl(label), 34))
+        self.ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+        try:
+            yield self.fig
+        finally:
+            if coll is not None:
+                coll.remove()
+
+    def close(self) -> None:
+        plt.close(self.fig)
 
 
 def _size_legend(ax, n: pd.Series, lang: str) -> None:

@@ -217,10 +217,21 @@ def municipal_dynamics(d, mun: str, min_n: int) -> pd.DataFrame:
     return m
 
 
-def municipal_page(d, mun: str, params: Mapping[str, Any], *, lang: str, cards: pd.Series,
-                   points: pd.DataFrame, files: Mapping[str, str]) -> str:
-    """The report of one municipality: its schools against the region."""
+def gradient_canvas(d, lang: str):
+    """The regional gradient of the municipal reports, drawn once
+    (:class:`analysis.publish.ses_report.GradientCanvas`)."""
     from analysis.publish import ses_report as sr
+
+    model = d.gradient.get("model", {})
+    quarters = d.sample["social_index"].quantile([0.25, 0.5, 0.75]).tolist()
+    return sr.GradientCanvas(d.sample, d.curve, tuple(model.get("support_bounds") or ()),
+                             quarters, lang, shnsu_cut=fr.shnsu_cut_on_index(d))
+
+
+def municipal_page(d, mun: str, params: Mapping[str, Any], *, lang: str, cards: pd.Series,
+                   canvas) -> str:
+    """The report of one municipality: its schools against the region (``canvas``: the
+    regional gradient, :func:`gradient_canvas`)."""
     from analysis.publish.page import header_html
 
     min_n = int(params["min_n"])
@@ -230,11 +241,8 @@ def municipal_page(d, mun: str, params: Mapping[str, Any], *, lang: str, cards: 
     counts = pd.DataFrame({"measure": [t(f"report.summary_{k}", lang) for k in own],
                            "municipality_n": list(own.values()),
                            "region_n": list(region.values())})
-    model = d.gradient.get("model", {})
-    quarters = d.sample["social_index"].quantile([0.25, 0.5, 0.75]).tolist()
-    fig = sr.fig_gradient(points, d.curve, tuple(model.get("support_bounds") or ()), quarters,
-                          lang, shnsu_cut=fr.shnsu_cut_on_index(d),
-                          highlight=s["school_id"], highlight_label=str(mun))
+    with canvas.highlighted(s["school_id"], str(mun)) as fig:
+        figure = rp.figure(fig, "gradient_mun", lang, close=False, municipality=mun, year=d.year)
     flagged = s.loc[fr.flagged(s), "school_id"]
     dyn = municipal_dynamics(d, mun, min_n)
     sup = t("value.suppressed", lang, min_n=min_n)
@@ -252,7 +260,7 @@ def municipal_page(d, mun: str, params: Mapping[str, Any], *, lang: str, cards: 
         rp.html_table(counts, lang, caption=t("site.mun_summary_caption", lang,
                                               municipality=mun)),
         rp.heading("site.mun_gradient", lang),
-        rp.figure(fig, "gradient_mun", lang, municipality=mun, year=d.year),
+        figure,
         rp.heading("site.mun_schools", lang),
         rp.para("site.mun_schools_text", lang, min_n=min_n),
         rp.html_table(municipal_schools_table(s, lang, min_n), lang,
@@ -341,11 +349,13 @@ def write_site(d, params: Mapping[str, Any], out: str | Path) -> list[Path]:
         names = sorted(d.flags["municipality"].dropna().astype(str).unique())
         files = municipality_files(names)
         cards = fr.school_cards(d, lang, rp_flags(params), min_n=min_n)
-        points = d.sample.copy()
-        for mun, path in files.items():
-            page = municipal_page(d, mun, params, lang=lang, cards=cards, points=points,
-                                  files=files)
-            written.append(write_text(out / path, page))
+        canvas = gradient_canvas(d, lang)
+        try:
+            for mun, path in files.items():
+                page = municipal_page(d, mun, params, lang=lang, cards=cards, canvas=canvas)
+                written.append(write_text(out / path, page))
+        finally:
+            canvas.close()
     written.append(write_text(out / "index.html", index_page(d, params, files, lang, listing)))
     return sorted(written)
 
