@@ -159,3 +159,25 @@ def test_dynamics_suppress_small_cells_and_find_the_grade_4_to_5_drop():
     drop = report.cohort_drop(dyn)
     assert len(drop) == 1 and drop.iloc[0]["change"] == pytest.approx(-0.25)
     assert report.cohort_drop(dyn.loc[dyn["grade"] != 4]).empty
+
+
+def test_gradient_canvas_adds_and_takes_away_one_municipality_at_a_time():
+    """The municipal reports' figure is drawn once; each municipality is added, saved and
+    taken away, so the next one does not inherit it."""
+    from analysis.publish.ses_report import GradientCanvas
+
+    pts = pd.DataFrame({"school_id": list("abcd"), "social_index": [-1.0, 0.0, 1.0, 2.0],
+                        "quality_index": [0.2, 0.3, 0.5, 0.6], "n_students": [20, 30, 40, 50]})
+    curve = pd.DataFrame({"x": [-1.0, 2.0], "fit": [0.2, 0.6], "ci_low": [0.1, 0.5],
+                          "ci_high": [0.3, 0.7]})
+    canvas = GradientCanvas(pts, curve, None, None, "ru")
+    n = len(canvas.ax.collections)
+    with canvas.highlighted(["a", "b"], "МО 1") as fig:
+        assert len(fig.axes[0].collections) == n + 1
+        one = png_bytes(fig)
+    with canvas.highlighted(["c"], "МО 2") as fig:
+        labels = [x.get_text() for x in fig.axes[0].get_legend().get_texts()]
+        assert "МО 2" in labels and "МО 1" not in labels
+        two = png_bytes(fig)
+    assert len(canvas.ax.collections) == n and one != two
+    canvas.close()
