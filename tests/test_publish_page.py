@@ -105,7 +105,8 @@ def test_every_parameter_has_a_russian_and_english_name():
         if section == "demo":
             continue
         if isinstance(value, dict):
-            missing += [f"{section}.{k}" for k in value if f"param.{section}.{k}" not in catalogue()]
+            missing += [f"{section}.{k}" for k in value
+                        if f"param.{section}.{k}" not in catalogue()]
         elif f"param.{section}" not in catalogue():
             missing.append(section)
     assert not missing

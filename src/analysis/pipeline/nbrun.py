@@ -182,8 +182,9 @@ def publish_report(dest: str | Path, *, root: str | Path = ".", cwd: str | Path 
     ``data/processed/site/`` (``index.html``, the municipal reports ``mun/``, ``tables.xlsx``
     and ``data/``), ``validation.html`` and ``metrics.json``; then the folder replaces
     ``dest`` in one step. The executed notebooks stay in ``data/processed/notebooks/`` (the
-    audit trail): they are not published.  ``metrics_out`` (the DVC pipeline's ``reports/metrics.json``) is
-    written after it.  A stale ``reports/failed/<name>/`` is removed.
+    audit trail): they are not published. ``metrics_out`` (the DVC pipeline's
+    ``reports/metrics.json``) is written after it. A stale ``reports/failed/<name>/`` is
+    removed.
 
     Returns the path of the published ``report.html``.
     """

@@ -186,8 +186,8 @@ def fig_criterion(curve: pd.DataFrame, chosen: int, method: str, lang: str = "ru
     ax.plot(data["k"], data[col], marker="o", color=ROLE["fit"])
     if chosen in set(data["k"]):
         y = float(data.loc[data["k"] == chosen, col].iloc[0])
-        ax.scatter([chosen], [y], s=120, facecolors="none", edgecolors=ROLE["highlight"], linewidths=2,
-                   zorder=3)
+        ax.scatter([chosen], [y], s=120, facecolors="none", edgecolors=ROLE["highlight"],
+                   linewidths=2, zorder=3)
     ax.set_xlabel(t("report.axis_k", lang))
     ax.set_ylabel(t(f"report.criterion_{col}", lang))
     ax.set_xticks(list(data["k"]))

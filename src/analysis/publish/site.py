@@ -104,8 +104,8 @@ def schools_table(d, min_n: int, lang: str = "ru") -> pd.DataFrame:
 
 
 def shnor_procedures_table(d, min_n: int) -> pd.DataFrame:
-    """The low procedures of the ШНОР schools with at least ``min_n`` participants (the
-    others are only counted, in ``n_small``)."""
+    """The low procedures of the ШНОР schools with at least ``min_n`` participants; a
+    smaller procedure is never listed (the report's ШНОР table only counts it)."""
     det = d.shnor_details
     ids = set(d.flags.loc[d.flags["shnor"], "school_id"])
     if det.empty or "low" not in det:
@@ -142,7 +142,7 @@ def tables(d, params: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
                                    how="left").reindex(columns=[
                                        "school_id", "school_name", "municipality", "list",
                                        "change", "changed"]),
-        "dynamics": rp.dynamics(d.results, min_n).drop(columns=[]),
+        "dynamics": rp.dynamics(d.results, min_n),
         "coverage": rp.coverage_table(d, min_n).pipe(
             lambda c: c.assign(participants=c["participants"].where(c["participants"] >= min_n))),
         "exclusions": rp.excluded_rows(d.ledger),
