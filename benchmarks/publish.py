@@ -42,15 +42,14 @@ ONE = """
 import yaml, sys
 from analysis.config import flatten
 from analysis.pipeline import stages
-from analysis.publish import flags_report as fr, site
+from analysis.publish import site
 p = yaml.safe_load(open("params.yaml", encoding="utf-8"))
 d = stages.load_report_data(year=p["year"])
 keys = ["year", "min_n", "lang", "report", "flags"]
 params = flatten(p, keys)
 mun = sorted(d.flags["municipality"].dropna().unique())[0]
-cards = fr.school_cards(d, params["lang"], site.rp_flags(params), min_n=params["min_n"])
-canvas = site.gradient_canvas(d, params["lang"])
-page = site.municipal_page(d, mun, params, lang=params["lang"], cards=cards, canvas=canvas)
+view = site.region_view(d, params, params["lang"])
+page = site.municipal_page(d, mun, params, lang=params["lang"], view=view)
 """
 
 

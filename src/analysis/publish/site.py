@@ -24,6 +24,7 @@ import html
 import re
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -204,12 +205,13 @@ def municipal_schools_table(s: pd.DataFrame, lang: str, min_n: int) -> pd.DataFr
     })
 
 
-def municipal_dynamics(d, mun: str, min_n: int) -> pd.DataFrame:
-    """The municipality's shares by procedure, subject, grade and year beside the region's;
-    a share behind fewer than ``min_n`` participants is missing."""
+def municipal_dynamics(d, mun: str, min_n: int, regional: pd.DataFrame) -> pd.DataFrame:
+    """The municipality's shares by procedure, subject, grade and year beside the region's
+    (``regional``: :func:`analysis.publish.report.dynamics` of all results); a share behind
+    fewer than ``min_n`` participants is missing."""
     ids = set(d.schools.loc[d.schools["municipality"] == mun, "school_id"])
     own = rp.dynamics(d.results.loc[d.results["school_id"].isin(ids)], min_n)
-    reg = rp.dynamics(d.results, min_n)
+    reg = regional
     keys = ["procedure", "subject", "grade", "year"]
     m = own[keys + ["share_quality", "share_low", "participants"]].merge(
         reg[keys + ["share_quality", "share_low"]], on=keys, suffixes=("", "_region"))
@@ -228,28 +230,55 @@ def gradient_canvas(d, lang: str):
                              quarters, lang, shnsu_cut=fr.shnsu_cut_on_index(d))
 
 
-def municipal_page(d, mun: str, params: Mapping[str, Any], *, lang: str, cards: pd.Series,
-                   canvas) -> str:
-    """The report of one municipality: its schools against the region (``canvas``: the
-    regional gradient, :func:`gradient_canvas`)."""
+@dataclass
+class RegionView:
+    """What every municipal page shows of the region, computed once per run (not once per
+    municipality): the document's metadata, the region's counts and dynamics, each
+    municipality's schools, every school's card and the gradient canvas."""
+
+    meta: dict[str, str]
+    counts: dict[str, int]
+    dynamics: pd.DataFrame
+    schools: dict[str, pd.DataFrame]
+    cards: pd.Series
+    canvas: Any
+
+    def close(self) -> None:
+        self.canvas.close()
+
+
+def region_view(d, params: Mapping[str, Any], lang: str) -> RegionView:
+    """The :class:`RegionView` of a run (close it when the pages are written)."""
+    f = d.flags
+    return RegionView(
+        meta=rp.report_meta(d, lang, params), counts=_counts(f),
+        dynamics=rp.dynamics(d.results, int(params["min_n"])),
+        schools={str(k): g.sort_values(["school_name", "school_id"], kind="stable")
+                 for k, g in f.groupby("municipality", sort=True)},
+        cards=fr.school_cards(d, lang, rp_flags(params), min_n=int(params["min_n"])),
+        canvas=gradient_canvas(d, lang))
+
+
+def municipal_page(d, mun: str, params: Mapping[str, Any], *, lang: str,
+                   view: RegionView) -> str:
+    """The report of one municipality: its schools against the region (``view``)."""
     from analysis.publish.page import header_html
 
     min_n = int(params["min_n"])
-    f = d.flags
-    s = f.loc[f["municipality"] == mun].sort_values(["school_name", "school_id"], kind="stable")
-    own, region = _counts(s), _counts(f)
+    s = view.schools.get(mun, d.flags.iloc[:0])
+    own, region = _counts(s), view.counts
     counts = pd.DataFrame({"measure": [t(f"report.summary_{k}", lang) for k in own],
                            "municipality_n": list(own.values()),
                            "region_n": list(region.values())})
-    with canvas.highlighted(s["school_id"], str(mun)) as fig:
+    with view.canvas.highlighted(s["school_id"], str(mun)) as fig:
         figure = rp.figure(fig, "gradient_mun", lang, close=False, municipality=mun, year=d.year)
     flagged = s.loc[fr.flagged(s), "school_id"]
-    dyn = municipal_dynamics(d, mun, min_n)
+    dyn = municipal_dynamics(d, mun, min_n, view.dynamics)
     sup = t("value.suppressed", lang, min_n=min_n)
     pct = {c: (lambda v: sup if pd.isna(v) else rp.fmt_pct(v))
            for c in ("share_quality", "share_low", "share_quality_region", "share_low_region")}
     pct["participants"] = lambda v: sup if pd.isna(v) else str(int(v))
-    meta = rp.report_meta(d, lang, params)
+    meta = view.meta
     meta = {"region": meta["region"], "municipality": mun, "year": meta["year"],
             "date": meta["date"], "edition": meta["edition"], "code": meta["code"]}
     links = (f'<p><a href="../index.html">{html.escape(t("site.all_reports", lang))}</a> · '
@@ -267,7 +296,7 @@ def municipal_page(d, mun: str, params: Mapping[str, Any], *, lang: str, cards: 
                       caption=t("site.mun_schools_caption", lang, municipality=mun)),
         rp.heading("site.mun_cards", lang),
         rp.para("site.mun_cards_text", lang, n=len(flagged)),
-        "".join(cards.reindex(flagged.tolist()).dropna().tolist()),
+        "".join(view.cards.reindex(flagged.tolist()).dropna().tolist()),
         rp.heading("site.mun_trends", lang),
         rp.html_table(rp.label_categories(dyn, lang), lang, formats=pct,
                       caption=t("site.mun_trends_caption", lang, municipality=mun)),
@@ -280,15 +309,15 @@ def municipal_page(d, mun: str, params: Mapping[str, Any], *, lang: str, cards: 
 # --- the index page -------------------------------------------------------------------------
 
 def index_page(d, params: Mapping[str, Any], files: Mapping[str, str], lang: str,
-               downloads_list: list[tuple[str, str]]) -> str:
+               downloads_list: list[tuple[str, str]], meta: Mapping[str, str]) -> str:
     """``index.html``: the regional report, every municipal report, every download."""
     from analysis.publish.page import header_html
 
     f = d.flags
+    by_mun = {str(k): g for k, g in f.groupby("municipality", sort=True)}
     rows = []
     for mun, path in files.items():
-        s = f.loc[f["municipality"] == mun]
-        c = _counts(s)
+        c = _counts(by_mun.get(mun, f.iloc[:0]))
         rows.append(f'<tr data-mun="{html.escape(mun)}"><td><a href="{html.escape(path)}">'
                     f"{html.escape(mun)}</a></td><td class=\"num\">{c['schools']}</td>"
                     f"<td class=\"num\">{c['resilient']}</td><td class=\"num\">{c['shnor']}</td>"
@@ -304,7 +333,6 @@ def index_page(d, params: Mapping[str, Any], files: Mapping[str, str], lang: str
              f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
     dl = "".join(f'<li><a href="{html.escape(p)}"><code translate="no">{html.escape(p)}</code>'
                  f"</a> — {html.escape(what)}</li>" for p, what in downloads_list)
-    meta = rp.report_meta(d, lang, params)
     body = "\n".join([
         rp.heading("site.index_regional", lang),
         f'<p><a href="report.html">{html.escape(t("site.regional_report", lang))}</a></p>',
@@ -327,7 +355,6 @@ def write_site(d, params: Mapping[str, Any], out: str | Path) -> list[Path]:
     use_style()
     out = Path(out)
     lang = params.get("lang", "ru")
-    min_n = int(params["min_n"])
     try:
         if out.exists():
             shutil.rmtree(out)
@@ -348,15 +375,15 @@ def write_site(d, params: Mapping[str, Any], out: str | Path) -> list[Path]:
     if params.get("report_municipal", True):
         names = sorted(d.flags["municipality"].dropna().astype(str).unique())
         files = municipality_files(names)
-        cards = fr.school_cards(d, lang, rp_flags(params), min_n=min_n)
-        canvas = gradient_canvas(d, lang)
+        view = region_view(d, params, lang)
         try:
             for mun, path in files.items():
-                page = municipal_page(d, mun, params, lang=lang, cards=cards, canvas=canvas)
+                page = municipal_page(d, mun, params, lang=lang, view=view)
                 written.append(write_text(out / path, page))
         finally:
-            canvas.close()
-    written.append(write_text(out / "index.html", index_page(d, params, files, lang, listing)))
+            view.close()
+    written.append(write_text(out / "index.html", index_page(
+        d, params, files, lang, listing, rp.report_meta(d, lang, params))))
     return sorted(written)
 
 
