@@ -39,28 +39,63 @@ A score ``clip(round(c0 + c1 y), lo, hi)`` is below a threshold ``k`` (``lo < k 
 exactly when ``c0 + c1 y < k - 0.5``, so ``P(score < k) = Phi(((k - 0.5 - c0) / c1 - mu) / sd)``
 (0 when ``k <= lo``, 1 when ``k > hi``).
 
+Regions (``n_regions > 1``, e.g. a national dataset of 85 regions): the municipalities are
+split into contiguous blocks, one per region (at least :data:`MIN_MUNICIPALITIES_PER_REGION`
+each, the rest multinomial over lognormal region weights, at most 999 per region when the spec
+allows it), and every region gets a unique Russian-style name («Республика …», «… область»,
+«… край», «… автономный округ»).  Municipality names are drawn per region as for a single
+region; a name drawn in two or more regions gets its region in parentheses, so names are
+unique nationally.  The ``schools`` table and ``truth.csv`` then have a column ``region``
+(before ``municipality``).  With ``n_regions == 1`` there is no such column.
+
+School codes (``school_id``): strings of digits of a fixed width that depends on the spec only,
+never on the draw, so codes are unique and sort like the schools:
+
+- one region with at most 99 municipalities (the default): ``MMSSSS``, the municipality's
+  number ``MM`` (01..99) and the school's number within its municipality ``SSSS``
+  (0001..9999);
+- otherwise: ``RRMMMSSSS``, the region's number ``RR`` (01..99), the municipality's number
+  within its region ``MMM`` (001..999) and ``SSSS``; when the spec allows more than 999
+  municipalities in one region (``n_municipalities > 999 * n_regions``) the municipality
+  takes four digits, ``RRMMMMSSSS``.
+
+A municipality that draws more than 9,999 schools is refused (``ValueError``).
+
 Determinism: one ``numpy.random.default_rng(seed)`` drives every draw in a fixed order, rows
 are sorted by their keys and files are written with fixed number formats, so the same
 :class:`RegionSpec` gives byte-identical files.  The truth tables draw no random numbers.
 
+Size: the student-level draws are held in compact numpy arrays (one entry per student x
+assessment, about 36 million for 40,000 schools over three years), placed in their sorted
+order without a sort and processed in chunks of :data:`CHUNK`; results are aggregated with
+``bincount`` and the CSV files are formatted and joined by vectorised Arrow kernels.  The
+national dataset (40,000 schools, 2,300 municipalities, 85 regions, three years, no students
+table) takes about 10 s and 1.1 GB on two cores (``benchmarks/generator.py``).  Only the
+per-municipality draws of school names (and of municipality names, per region) remain
+Python loops, of a few cheap numpy calls each.
+
 Command line::
 
     python -m analysis.demo.synth --out data/raw --truth data/demo_truth \
-        [--params params.yaml] [--n-schools N] [--n-municipalities M] [--seed S] \
-        [--years 2023 2024 2025] [--missing-rate R] [--students]
+        [--params params.yaml] [--n-schools N] [--n-municipalities M] [--n-regions R] \
+        [--seed S] [--years 2023 2024 2025] [--missing-rate R] [--students]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.special import ndtr
 
 from analysis.ingest import schema
@@ -187,8 +222,26 @@ COHORT_GRADES = (5, 6, 9, 11)
 #: For each cohort grade, the two assessments (indices into ASSESSMENTS) its students sit.
 GRADE_ASSESSMENTS = np.array([[i for i, a in enumerate(ASSESSMENTS) if a[2] == g]
                               for g in COHORT_GRADES])
+N_ASSESSMENTS = len(ASSESSMENTS)
+_PROCEDURE = np.array([x[0] for x in ASSESSMENTS], dtype=object)
+_SUBJECT = np.array([x[1] for x in ASSESSMENTS], dtype=object)
+_GRADE = np.array([x[2] for x in ASSESSMENTS], dtype=np.int64)
+#: Per assessment: marked 2..5 (ВПР, ОГЭ) rather than scored against a minimum (ЕГЭ).
+_MARKED = np.array([x[0] in schema.MARKED_PROCEDURES for x in ASSESSMENTS])
+_VPR = _PROCEDURE == "VPR"
 #: Smallest region: room for every school type, the planted groups and the open/close pair.
 MIN_SCHOOLS = 30
+#: Most municipalities (all regions together) and most regions (2-digit region codes).
+MAX_MUNICIPALITIES = 9999
+MAX_REGIONS = 99
+#: Fewest municipalities of a region when there are several regions.
+MIN_MUNICIPALITIES_PER_REGION = 3
+#: Most municipalities of the legacy 6-digit codes ``MMSSSS`` (one region only).
+MAX_LEGACY_MUNICIPALITIES = 99
+#: Digits of a school's number within its municipality (``SSSS``).
+SCHOOL_DIGITS = 4
+#: Entries of the student-level arrays processed at once (bounds the temporary memory).
+CHUNK = 1 << 18
 SPECIAL_NAME = 'МАОУ «Центр образования "Наука & Искусство"»'
 
 # --- names ------------------------------------------------------------------------------------
@@ -221,6 +274,33 @@ VILLAGE_ADJECTIVES = (
     "Заозёрская", "Подгорновская", "Кедровская", "Липовская", "Озерковская", "Шатинская",
     "Киргинская", "Колчеданская", "Слободская", "Калиновская", "Зайковская", "Бродовская",
 )
+#: Masculine adjectives of invented regions: «X край», «X автономный округ», and in the
+#: feminine «X-ая область».
+REGION_STEMS = (
+    "Северский", "Приозёрский", "Заречный", "Лесогорский", "Нагорный", "Прибрежный",
+    "Верхнеобский", "Ангарский", "Белогорский", "Светлогорский", "Краснореченский",
+    "Сосногорский", "Каменногорский", "Среднеуральский", "Южноуральский", "Приволжский",
+    "Прикамский", "Донской", "Окский", "Волховский", "Онежский", "Ладожский", "Вычегодский",
+    "Печорский", "Мезенский", "Сухонский", "Ветлужский", "Сурский", "Мокшанский", "Цнинский",
+    "Хопёрский", "Медведицкий", "Сальский", "Манычский", "Терский", "Сунженский", "Кумский",
+    "Иртышский", "Ишимский", "Кондинский", "Чулымский", "Кетский", "Катунский", "Бердский",
+    "Енисейский", "Канский", "Витимский", "Олёкминский", "Алданский", "Зейский", "Бурейский",
+    "Селемджинский", "Уссурийский", "Шилкинский", "Аргунский", "Ононский", "Селенгинский",
+    "Баргузинский", "Тункинский", "Саянский", "Абаканский", "Хемчикский", "Колымский",
+    "Индигирский", "Анадырский", "Охотский", "Тауйский", "Пенжинский", "Вилюйский",
+    "Ленский", "Тымский", "Васюганский", "Пуровский", "Тазовский", "Надымский", "Усинский",
+    "Ижемский", "Вишерский", "Чусовской", "Сылвенский",
+)
+#: Names of invented republics («Республика X»).
+REPUBLIC_NAMES = (
+    "Северия", "Полесье", "Заречье", "Приуралье", "Подгорье", "Поморье", "Ставрия", "Задонье",
+    "Прибайкалье", "Заволжье", "Приобье", "Беломорье", "Поволжье", "Забайкалье", "Присаянье",
+    "Предгорье", "Заонежье", "Поречье", "Ополье", "Приладожье", "Притоболье", "Закамье",
+    "Семиречье", "Залесье", "Приамурье", "Понизовье",
+)
+#: Shares of republics, krais and autonomous okrugs among the regions (the rest: oblasts).
+REGION_KIND_SHARES = {"republic": 0.26, "krai": 0.11, "okrug": 0.05}
+
 NUMBERED_NAMES = {
     "basic": ("{form} ООШ № {n}",),
     "secondary": ("{form} СОШ № {n}", "{form} «СОШ № {n}»"),
@@ -245,7 +325,9 @@ class RegionSpec:
     Attributes
     ----------
     n_municipalities : int
-        Number of municipalities (2..99).
+        Number of municipalities (2..9999), all regions together.  Up to 99 in one region
+        keep the 6-digit school codes ``MMSSSS``; beyond, codes take the region (see the
+        module docstring).
     n_schools : int
         Number of distinct schools; all of them exist in the middle years (every year but the
         first and the last).  At least 30 and ``3 * n_municipalities``.
@@ -257,6 +339,11 @@ class RegionSpec:
         Share (0..1) of social/resource indicator cells set missing at random.
     write_students : bool
         Also build (and write) the optional ``students`` table.
+    n_regions : int
+        Number of regions (1..99), each with at least 3 municipalities when there are
+        several.  With more than one, the ``schools`` table and ``truth.csv`` get a column
+        ``region``; with one (the default) they have none and the output is that of a
+        single region.
     """
 
     n_municipalities: int = 30
@@ -265,6 +352,7 @@ class RegionSpec:
     seed: int = 20250
     missing_rate: float = 0.05
     write_students: bool = False
+    n_regions: int = 1
 
 
 @dataclass
@@ -273,9 +361,10 @@ class Region:
 
     Attributes
     ----------
-    schools : DataFrame, (n_school_years, 16)
+    schools : DataFrame, (n_school_years, 16 or 17)
         Contract table ``schools`` in :data:`schema.SCHOOLS_COLUMNS` order, sorted by
-        (year, school_id).  Text columns have dtype ``string``, ``year``/``enrollment``
+        (year, school_id); with several regions a column ``region`` comes before
+        ``municipality``.  Text columns have dtype ``string``, ``year``/``enrollment``
         ``int64``, shares ``float64`` (fractions 0..1, NaN = missing).
     results : DataFrame, (n_result_rows, 17)
         Contract table ``results`` in :data:`schema.RESULTS_COLUMNS` order, sorted by
@@ -288,8 +377,9 @@ class Region:
         ``student_key`` (``s000001``...) is the same for a student's two subjects in a year
         and not linked across years; ``score`` is the ВПР/ОГЭ primary score (0..40) or the
         ЕГЭ test score (0..100); ``mark`` is ``Int64`` (NA for ЕГЭ); ``ses`` has 3 decimals.
-    truth : DataFrame, (n_schools, 13)
-        One row per school_id: see :data:`TRUTH_COLUMNS` and the README written by
+    truth : DataFrame, (n_schools, 13 or 14)
+        One row per school_id: see :data:`TRUTH_COLUMNS` (and ``region`` before
+        ``municipality`` with several regions) and the README written by
         :func:`write_region`.
     truth_years : DataFrame, (n_school_years, 6)
         One row per school-year of the panel (the rows of ``schools``, same order):
@@ -351,24 +441,28 @@ def generate_region(spec: RegionSpec = RegionSpec()) -> Region:
     """
     _validate(spec)
     rng = np.random.default_rng(spec.seed)
-    munis = _municipalities(spec.n_municipalities, rng)
+    munis = _municipalities(spec, rng)
     schools = _schools(spec, munis, rng)
     panel = _panel(spec.years, schools, rng)
     indicators = _indicators(panel, schools, rng)
-    sittings = _sittings(panel, schools, rng)
-    planted = _plant(schools, panel, sittings, rng)
+    sittings = _sittings(panel, schools, rng, keep_students=spec.write_students)
+    counts = sittings.counts
+    planted = _plant(schools, panel, counts, rng)
     schools["u"] = _school_effects(planted, rng)
     scored = _score(sittings, panel, schools, planted, spec.years, rng)
-    results = _results(scored.sittings, panel, schools)
+    students = (_students_table(sittings, scored, panel, schools) if spec.write_students
+                else None)
+    del sittings  # the student-level arrays are no longer needed
+    results = _results(counts, scored, panel, schools)
     mask = _missing_mask(panel, planted, spec.missing_rate, rng)
-    schools_table = _schools_table(panel, schools, indicators.mask(mask))
-    truth = _truth(schools, planted, results, spec.years[-1])
-    students = _students_table(scored.sittings, panel, schools) if spec.write_students else None
+    regional = spec.n_regions > 1
+    schools_table = _schools_table(panel, schools, indicators.mask(mask), regional)
+    truth = _truth(schools, planted, scored.meets_shnor, regional)
     params = _truth_params(spec, munis, schools, planted, scored.cuts, schools_table, results,
                            truth)
     return Region(schools=schools_table, results=results, students=students, truth=truth,
-                  truth_years=_truth_years(scored.sittings, panel, schools),
-                  truth_procedures=_truth_procedures(scored.sittings, panel, schools, planted,
+                  truth_years=_truth_years(counts, panel, schools),
+                  truth_procedures=_truth_procedures(counts, panel, schools, planted,
                                                      scored.cuts),
                   truth_params=params)
 
@@ -428,18 +522,48 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _validate(spec: RegionSpec) -> None:
-    if not 2 <= spec.n_municipalities <= 99:
-        raise ValueError("n_municipalities must be from 2 to 99")
-    if spec.n_schools < max(MIN_SCHOOLS, PARAMS["municipality"]["min_schools"]
-                            * spec.n_municipalities):
-        raise ValueError(f"n_schools must be at least {MIN_SCHOOLS} and 3 per municipality")
-    if spec.n_schools > 9999 * spec.n_municipalities:
-        raise ValueError("too many schools for 4-digit school numbers")
+    """Refuse an impossible spec with a ``ValueError`` that says what to change."""
+    if not 1 <= spec.n_regions <= MAX_REGIONS:
+        raise ValueError(f"n_regions must be from 1 to {MAX_REGIONS} (2-digit region codes), "
+                         f"got {spec.n_regions}")
+    if not 2 <= spec.n_municipalities <= MAX_MUNICIPALITIES:
+        raise ValueError(f"n_municipalities must be from 2 to {MAX_MUNICIPALITIES}, "
+                         f"got {spec.n_municipalities}")
+    if spec.n_regions > 1 and (spec.n_municipalities
+                               < MIN_MUNICIPALITIES_PER_REGION * spec.n_regions):
+        raise ValueError(
+            f"n_municipalities must be at least {MIN_MUNICIPALITIES_PER_REGION} per region "
+            f"({MIN_MUNICIPALITIES_PER_REGION * spec.n_regions} for {spec.n_regions} regions), "
+            f"got {spec.n_municipalities}")
+    n_min = PARAMS["municipality"]["min_schools"]
+    if spec.n_schools < max(MIN_SCHOOLS, n_min * spec.n_municipalities):
+        raise ValueError(f"n_schools must be at least {MIN_SCHOOLS} and {n_min} per "
+                         f"municipality ({max(MIN_SCHOOLS, n_min * spec.n_municipalities)} "
+                         f"for {spec.n_municipalities} municipalities), got {spec.n_schools}")
+    most = 10**SCHOOL_DIGITS - 1
+    if spec.n_schools > most * spec.n_municipalities:
+        raise ValueError(f"n_schools must be at most {most} per municipality "
+                         f"({SCHOOL_DIGITS}-digit school numbers), got {spec.n_schools} for "
+                         f"{spec.n_municipalities} municipalities")
     years = list(spec.years)
     if not years or any(b <= a for a, b in itertools.pairwise(years)):
-        raise ValueError("years must be a non-empty, strictly increasing sequence")
+        raise ValueError(f"years must be a non-empty, strictly increasing sequence, got {years}")
     if not 0.0 <= spec.missing_rate < 1.0:
-        raise ValueError("missing_rate must be in [0, 1)")
+        raise ValueError(f"missing_rate must be in [0, 1), got {spec.missing_rate}")
+
+
+def _legacy_codes(spec: RegionSpec) -> bool:
+    """Whether school codes are the 6-digit ``MMSSSS`` (one region, at most 99 municipalities)."""
+    return spec.n_regions == 1 and spec.n_municipalities <= MAX_LEGACY_MUNICIPALITIES
+
+
+def _municipality_digits(spec: RegionSpec) -> int:
+    """Digits of a municipality's number within its region in the long school codes.
+
+    Three, unless the spec allows more than 999 municipalities in one region; then four.
+    Depends on the spec only (regions are capped at ``10**digits - 1`` municipalities).
+    """
+    return 3 if spec.n_municipalities <= 999 * spec.n_regions else 4
 
 
 def _draw_categories(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
@@ -449,11 +573,19 @@ def _draw_categories(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     return (rng.random(len(probs))[:, None] >= cdf[:, :-1]).sum(axis=1)
 
 
-def _municipalities(n: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Municipalities: ``code`` (1..n), ``municipality`` (name), ``urban``, ``m``, ``weight``.
+def _municipalities(spec: RegionSpec, rng: np.random.Generator) -> pd.DataFrame:
+    """Municipalities in the order of their codes, one row each.
 
-    At least one urban and one rural municipality.
+    Columns: ``code`` (1..n over all regions), ``region`` (0-based index), ``region_name``,
+    ``in_region`` (number within the region, from 1), ``municipality`` (name, unique),
+    ``urban``, ``m`` (status), ``weight`` (relative number of schools).  At least one urban
+    and one rural municipality.
+
+    With one region the draws are those of the original single-region generator; with
+    several, the region sizes, the region names and the names of each region's
+    municipalities are drawn after ``weight``.
     """
+    n = spec.n_municipalities
     p = PARAMS["municipality"]
     n_urban = int(np.clip(round(p["share_urban"] * n), 1, n - 1))
     urban = np.zeros(n, dtype=bool)
@@ -462,43 +594,137 @@ def _municipalities(n: int, rng: np.random.Generator) -> pd.DataFrame:
     m = rng.normal(0.0, p["sd_status"], n) + shift
     weight = rng.lognormal(0.0, p["size_weight_sd_log"], n)
     weight *= np.where(urban, p["size_weight_urban"], 1.0)
-    return pd.DataFrame({"code": np.arange(1, n + 1), "municipality": _municipality_names(
-        urban, rng), "urban": urban, "m": m, "weight": weight})
+    if spec.n_regions == 1:
+        sizes = np.array([n])
+        region_names = np.array([""], dtype=object)
+        names = _municipality_names(urban, rng)
+    else:
+        cap = 10 ** _municipality_digits(spec) - 1
+        sizes = _region_sizes(n, spec.n_regions, cap, rng)
+        region_names = _region_names(spec.n_regions, rng)
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        # one loop iteration per region: a few cheap draws each
+        names = [name for r in range(spec.n_regions)
+                 for name in _municipality_names(urban[starts[r]:starts[r + 1]], rng)]
+    region = np.repeat(np.arange(len(sizes)), sizes)
+    in_region = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes) + 1
+    names = _unique_across_regions(np.asarray(names, dtype=object), region, region_names)
+    return pd.DataFrame({"code": np.arange(1, n + 1), "region": region,
+                         "region_name": region_names[region], "in_region": in_region,
+                         "municipality": names, "urban": urban, "m": m, "weight": weight})
+
+
+def _region_sizes(n: int, n_regions: int, cap: int, rng: np.random.Generator) -> np.ndarray:
+    """Municipalities per region: at least the minimum, at most ``cap``, summing to ``n``.
+
+    The municipalities beyond the minimum are multinomial over lognormal region weights; a
+    region over ``cap`` gives its excess to the regions with the most room (ties: the first).
+    """
+    low = MIN_MUNICIPALITIES_PER_REGION
+    weight = rng.lognormal(0.0, 0.6, n_regions)
+    sizes = low + rng.multinomial(n - low * n_regions, weight / weight.sum())
+    excess = int(np.maximum(sizes - cap, 0).sum())
+    sizes = np.minimum(sizes, cap)
+    for r in np.argsort(cap - sizes, kind="stable")[::-1]:  # most room first
+        if excess == 0:
+            break
+        take = min(cap - int(sizes[r]), excess)
+        sizes[r] += take
+        excess -= take
+    return sizes
+
+
+def _region_names(n_regions: int, rng: np.random.Generator) -> np.ndarray:
+    """Unique Russian-style region names (object array), in a random order.
+
+    About a quarter are republics («Республика X»), a tenth krais («X край»), a twentieth
+    autonomous okrugs («X автономный округ») and the rest oblasts («X-ая область»).
+    """
+    shares = REGION_KIND_SHARES
+    n_rep = min(round(shares["republic"] * n_regions), len(REPUBLIC_NAMES))
+    n_krai = round(shares["krai"] * n_regions)
+    n_okrug = round(shares["okrug"] * n_regions)
+    n_oblast = n_regions - n_rep - n_krai - n_okrug
+    stems = [str(s) for s in rng.permutation(REGION_STEMS)[: n_regions - n_rep]]
+    republics = [f"Республика {x}" for x in rng.permutation(REPUBLIC_NAMES)[:n_rep]]
+    oblasts = [f"{s[:-2]}ая область" for s in stems[:n_oblast]]
+    krais = [f"{s} край" for s in stems[n_oblast:n_oblast + n_krai]]
+    okrugs = [f"{s} автономный округ" for s in stems[n_oblast + n_krai:]]
+    names = np.array(oblasts + republics + krais + okrugs, dtype=object)
+    return names[rng.permutation(n_regions)]
 
 
 def _municipality_names(urban: np.ndarray, rng: np.random.Generator) -> list[str]:
-    """Unique Russian-style names: «X городской округ», «Город X», «X муниципальный район»."""
-    stems = [str(s) for s in rng.permutation(DISTRICT_STEMS)]
-    stems += [p + s.lower() for p in NAME_PREFIXES for s in DISTRICT_STEMS
-              if not s.startswith(NAME_PREFIXES)]
-    cities = [str(c) for c in rng.permutation(CITY_NAMES)]
+    """Unique Russian-style names: «X городской округ», «Город X», «X муниципальный район».
+
+    Urban municipalities are «Город X» with probability 0.3 while city names last; the others
+    take the district stems in a random order, then their «Верхне-/Нижне-/Ново-» forms.  Past
+    those (more than about 150 municipalities in a region) a stem comes again with «№ 2», ...
+    """
+    stems = np.array([str(s) for s in rng.permutation(DISTRICT_STEMS)]
+                     + [p + s.lower() for p in NAME_PREFIXES for s in DISTRICT_STEMS
+                        if not s.startswith(NAME_PREFIXES)], dtype=object)
+    cities = np.array([str(c) for c in rng.permutation(CITY_NAMES)], dtype=object)
     as_city = rng.random(len(urban)) < 0.3
-    names = []
-    for is_urban, city in zip(urban, as_city, strict=True):
-        if is_urban and city and cities:
-            names.append(f"Город {cities.pop(0)}")
-        else:
-            kind = "городской округ" if is_urban else "муниципальный район"
-            names.append(f"{stems.pop(0)} {kind}")
-    return names
+    city_slot = urban & as_city
+    city_rank = np.cumsum(city_slot) - 1
+    is_city = city_slot & (city_rank < len(cities))
+    stem_rank = np.cumsum(~is_city) - 1
+    kind = np.where(urban, " городской округ", " муниципальный район").astype(object)
+    round_, within = np.divmod(stem_rank, len(stems))
+    suffix = np.where(round_ > 0, " № " + (round_ + 1).astype(str).astype(object), "")
+    names = np.where(is_city, "Город " + cities[np.minimum(city_rank, len(cities) - 1)],
+                     stems[within] + kind + suffix.astype(object))
+    return [str(x) for x in names]
+
+
+def _unique_across_regions(names: np.ndarray, region: np.ndarray,
+                           region_names: np.ndarray) -> np.ndarray:
+    """Municipality names unique nationally: a name drawn in several regions gets its region
+    in parentheses («Каменский муниципальный район (Северская область)»)."""
+    if len(region_names) == 1:
+        return names
+    frame = pd.DataFrame({"name": names, "region": region})
+    shared = frame.groupby("name", sort=False)["region"].transform("nunique").to_numpy() > 1
+    out = names.copy()
+    out[shared] = names[shared] + " (" + region_names[region[shared]] + ")"
+    return out
+
+
+def _school_ids(spec: RegionSpec, munis: pd.DataFrame, mi: np.ndarray,
+                k: np.ndarray) -> np.ndarray:
+    """School codes (object array of digit strings, see the module docstring)."""
+    if _legacy_codes(spec):
+        number = munis["code"].to_numpy()[mi].astype(np.int64) * 10**SCHOOL_DIGITS + k
+        width = 2 + SCHOOL_DIGITS
+    else:
+        digits = _municipality_digits(spec)
+        number = ((munis["region"].to_numpy()[mi].astype(np.int64) + 1)
+                  * 10 ** (digits + SCHOOL_DIGITS)
+                  + munis["in_region"].to_numpy()[mi].astype(np.int64) * 10**SCHOOL_DIGITS + k)
+        width = 2 + digits + SCHOOL_DIGITS
+    return np.strings.zfill(number.astype(str), width).astype(object)
 
 
 def _schools(spec: RegionSpec, munis: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     """Static school attributes, one row per school, ordered by school_id.
 
-    Columns: school_id, code, municipality, urban, settlement_type, school_type, grade11,
-    s (latent social status), enroll_base, opened_year, closed_year, school_name.
+    Columns: school_id, code, region, municipality, urban, settlement_type, school_type,
+    grade11, s (latent social status), enroll_base, opened_year, closed_year, school_name.
     """
     n_min = PARAMS["municipality"]["min_schools"]
     extra = rng.multinomial(spec.n_schools - n_min * len(munis),
                             munis["weight"] / munis["weight"].sum())
     per_muni = n_min + extra
+    if per_muni.max() >= 10**SCHOOL_DIGITS:
+        raise ValueError(f"a municipality drew {per_muni.max()} schools, more than "
+                         f"{SCHOOL_DIGITS}-digit school numbers allow; use more municipalities")
     mi = np.repeat(np.arange(len(munis)), per_muni)
-    k = np.concatenate([np.arange(1, c + 1) for c in per_muni])
-    code = munis["code"].to_numpy()[mi]
+    k = np.arange(len(mi)) - np.repeat(np.cumsum(per_muni) - per_muni, per_muni) + 1
     df = pd.DataFrame({
-        "school_id": [f"{c:02d}{j:04d}" for c, j in zip(code, k, strict=True)],
-        "code": code,
+        "school_id": _school_ids(spec, munis, mi, k),
+        "code": munis["code"].to_numpy()[mi],
+        "region": munis["region_name"].to_numpy()[mi],
         "municipality": munis["municipality"].to_numpy()[mi],
         "urban": munis["urban"].to_numpy()[mi],
     })
@@ -510,20 +736,23 @@ def _schools(spec: RegionSpec, munis: pd.DataFrame, rng: np.random.Generator) ->
     df["s"] = _school_status(df, munis["m"].to_numpy()[mi], rng)
     df["enroll_base"] = _enrollment_base(df, rng)
     df[["opened_year", "closed_year"]] = _open_close(df, spec.years, rng)
-    df["school_name"] = _school_names(df, rng)
+    df["school_name"] = _school_names(df, per_muni, rng)
     return df
 
 
 def _settlements(urban: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     kinds = schema.SETTLEMENT_TYPES
-    mix = np.array([[SETTLEMENT_MIX["urban" if u else "rural"][k] for k in kinds] for u in urban])
+    table = np.array([[SETTLEMENT_MIX[u][k] for k in kinds] for u in ("rural", "urban")])
+    mix = table[np.asarray(urban, dtype=np.intp)]
     out = np.asarray(kinds, dtype=object)[_draw_categories(rng, mix)]
     return _ensure_present(out, kinds, mix, rng)
 
 
 def _school_types(settlement: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     kinds = schema.SCHOOL_TYPES
-    mix = np.array([[TYPE_MIX[s][k] for k in kinds] for s in settlement])
+    places = schema.SETTLEMENT_TYPES
+    table = np.array([[TYPE_MIX[s][k] for k in kinds] for s in places])
+    mix = table[pd.Index(places).get_indexer(settlement)]
     out = np.asarray(kinds, dtype=object)[_draw_categories(rng, mix)]
     return _ensure_present(out, kinds, mix, rng)
 
@@ -577,34 +806,63 @@ def _open_close(df: pd.DataFrame, years: Sequence[int], rng: np.random.Generator
     return out
 
 
-def _school_names(df: pd.DataFrame, rng: np.random.Generator) -> list[str]:
-    """Russian-style names, unique within each municipality; exactly one contains ``&``."""
-    names: list[str] = []
-    for _, group in df.groupby("code", sort=True):
-        names += _municipality_school_names(group, rng)
-    others = np.flatnonzero(df["school_type"].to_numpy() == "other")
-    names[others[0]] = SPECIAL_NAME
-    return names
+def _school_names(df: pd.DataFrame, per_muni: np.ndarray,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Russian-style names, unique within each municipality; exactly one contains ``&``.
 
+    Village secondary schools are «МКОУ «СОШ с. X»» and village basic schools «МКОУ «X-ская
+    ООШ»» while the municipality's village names last; the others are numbered («МБОУ СОШ
+    № 12»; «МКОУ» in villages), with numbers drawn without replacement within the
+    municipality.  The draws are made municipality by municipality (one loop iteration of a
+    few cheap draws each, in the order of the original generator); the names are then built
+    for all schools at once.
+    """
+    n, n_muni = len(df), len(per_muni)
+    numbers = np.empty(n, dtype=np.int64)
+    variant = np.empty(n, dtype=np.int64)
+    form_draw = np.empty(n)
+    village_order = np.empty((n_muni, len(VILLAGES)), dtype=np.intp)
+    adjective_order = np.empty((n_muni, len(VILLAGE_ADJECTIVES)), dtype=np.intp)
+    start = 0
+    for j, size in enumerate(per_muni.tolist()):
+        end = start + size
+        numbers[start:end] = rng.permutation(np.arange(1, 3 * size + 10))[:size]
+        village_order[j] = rng.permutation(len(VILLAGES))
+        adjective_order[j] = rng.permutation(len(VILLAGE_ADJECTIVES))
+        variant[start:end] = rng.integers(0, 6, size)
+        form_draw[start:end] = rng.random(size)
+        start = end
+    mi = np.repeat(np.arange(n_muni), per_muni)
+    first = np.cumsum(per_muni) - per_muni
+    kind = df["school_type"].to_numpy()
+    village = df["settlement_type"].to_numpy() == "village"
 
-def _municipality_school_names(group: pd.DataFrame, rng: np.random.Generator) -> list[str]:
-    numbers = rng.permutation(np.arange(1, 3 * len(group) + 10))[: len(group)]
-    villages = [str(v) for v in rng.permutation(VILLAGES)]
-    adjectives = [str(v) for v in rng.permutation(VILLAGE_ADJECTIVES)]
-    variant = rng.integers(0, 6, len(group))
-    form = np.where(rng.random(len(group)) < 0.5, "МАОУ", "МБОУ")
-    names = []
-    for i, (kind, place) in enumerate(zip(group["school_type"], group["settlement_type"],
-                                          strict=True)):
-        if place == "village" and kind == "secondary" and villages:
-            names.append(f"МКОУ «СОШ с. {villages.pop(0)}»")
-        elif place == "village" and kind == "basic" and adjectives:
-            names.append(f"МКОУ «{adjectives.pop(0)} ООШ»")
-        else:
-            patterns = NUMBERED_NAMES[kind]
-            school_form = "МКОУ" if place == "village" else form[i]
-            names.append(patterns[variant[i] % len(patterns)].format(form=school_form,
-                                                                      n=numbers[i]))
+    def rank(flag: np.ndarray) -> np.ndarray:
+        """Rank (from 0) of each flagged school among the flagged of its municipality."""
+        seen = np.cumsum(flag)
+        return seen - 1 - np.concatenate([[0], seen])[first][mi]
+
+    form = np.where(village, "МКОУ", np.where(form_draw < 0.5, "МАОУ", "МБОУ")).astype(object)
+    number = numbers.astype(str).astype(object)
+    names = np.empty(n, dtype=object)
+    for pattern_kind, patterns in NUMBERED_NAMES.items():
+        for v, pattern in enumerate(patterns):
+            sel = (kind == pattern_kind) & (variant % len(patterns) == v)
+            head, _, tail = pattern.partition("{n}")
+            before, has_form, after = head.partition("{form}")
+            left = before + form[sel] + after if has_form else head
+            names[sel] = left + number[sel] + tail
+    is_vs = village & (kind == "secondary")
+    r = rank(is_vs)
+    use = is_vs & (r < len(VILLAGES))
+    places = np.asarray(VILLAGES, dtype=object)[village_order[mi[use], r[use]]]
+    names[use] = "МКОУ «СОШ с. " + places + "»"
+    is_vb = village & (kind == "basic")
+    r = rank(is_vb)
+    use = is_vb & (r < len(VILLAGE_ADJECTIVES))
+    words = np.asarray(VILLAGE_ADJECTIVES, dtype=object)[adjective_order[mi[use], r[use]]]
+    names[use] = "МКОУ «" + words + " ООШ»"
+    names[np.flatnonzero(kind == "other")[0]] = SPECIAL_NAME
     return names
 
 
@@ -668,38 +926,111 @@ def _expit(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _sittings(panel: pd.DataFrame, schools: pd.DataFrame,
-              rng: np.random.Generator) -> pd.DataFrame:
-    """Students sitting an assessment: one row per student x assessment.
+def _chunks(n: int) -> Iterator[slice]:
+    """Consecutive slices of at most :data:`CHUNK` entries covering ``range(n)``."""
+    return (slice(i, min(i + CHUNK, n)) for i in range(0, n, CHUNK))
+
+
+@dataclass
+class _Sittings:
+    """Students sitting an assessment: one entry per student x assessment.
+
+    Entries are sorted by (panel row, assessment, student).
+
+    Attributes
+    ----------
+    row : ndarray of int32
+        The panel row (school-year).
+    a : ndarray of int8
+        Index into :data:`ASSESSMENTS`.
+    ses : ndarray of float64 or None
+        The student's status; ``None`` once :func:`_latent_mean` has turned it, in place,
+        into the latent mean (when there is no students table).
+    student : ndarray of int64 or None
+        Number of the student within the region (0-based); kept for the students table only.
+    counts : ndarray of int64, (n_panel_rows, n_assessments)
+        Sittings per panel row and assessment (the participants of the result rows).
+    """
+
+    row: np.ndarray
+    a: np.ndarray
+    ses: np.ndarray | None
+    student: np.ndarray | None
+    counts: np.ndarray
+
+
+def _sittings(panel: pd.DataFrame, schools: pd.DataFrame, rng: np.random.Generator,
+              keep_students: bool = False) -> _Sittings:
+    """Students sitting an assessment: one entry per student x assessment.
 
     Cohorts per school-year and grade ~ Poisson(enrollment / 11) (grade 11: 40% of that, only
     in schools with a grade 11; no cohorts in ``adapted`` schools); each student sits each of
-    the grade's two assessments with probability 0.93.
-
-    Returns
-    -------
-    DataFrame sorted by (row, assessment, student)
-        ``row`` (panel row), ``a`` (index into :data:`ASSESSMENTS`), ``student`` (number of
-        the student within the region, 0-based), ``ses`` (student's status).
+    the grade's two assessments with probability 0.93.  Students are numbered in the order
+    (panel row, grade), in blocks of one (row, grade) each; the draws (cohorts, then every
+    student's status, then whether they sit) are those of one call each, made in chunks.
+    Every entry is written directly at its sorted position (the first entry of its cell
+    (row, assessment) plus its rank among the cell's students), without a sort.
     """
     p = PARAMS["participation"]
+    n_rows, n_grades = len(panel), len(COHORT_GRADES)
     sidx = panel["sidx"].to_numpy()
     takes = (schools["school_type"].to_numpy()[sidx] != "adapted")
     mean = panel["enrollment"].to_numpy() / p["cohort_divisor"] * takes
     factor = np.array([1.0, 1.0, 1.0, p["grade11_share_of_cohort"]])
     has11 = schools["grade11"].to_numpy()[sidx]
-    lam = mean[:, None] * factor[None, :] * np.column_stack([np.ones((len(panel), 3)), has11])
-    cohort = rng.poisson(lam)  # (rows, grades)
-    n_students = int(cohort.sum())
-    row = np.repeat(np.repeat(np.arange(len(panel)), len(COHORT_GRADES)), cohort.ravel())
-    grade_i = np.repeat(np.tile(np.arange(len(COHORT_GRADES)), len(panel)), cohort.ravel())
-    ses = panel["s_y"].to_numpy()[row] + rng.normal(
-        0.0, PARAMS["student_model"]["sd_student_ses"], n_students)
-    sits = rng.random((n_students, 2)) < p["p_sit"]
-    student, subject = np.nonzero(sits)
-    out = pd.DataFrame({"row": row[student], "a": GRADE_ASSESSMENTS[grade_i[student], subject],
-                        "student": student, "ses": ses[student]})
-    return out.sort_values(["row", "a", "student"], kind="stable", ignore_index=True)
+    lam = mean[:, None] * factor[None, :] * np.column_stack([np.ones((n_rows, 3)), has11])
+    cohort = rng.poisson(lam).ravel()  # students per block (row, grade), row-major
+    n_blocks, n_students = len(cohort), int(cohort.sum())
+    block = np.repeat(np.arange(n_blocks, dtype=np.int32), cohort)  # of each student
+    s_y = panel["s_y"].to_numpy()
+    sd = PARAMS["student_model"]["sd_student_ses"]
+    ses = np.empty(n_students)
+    for sl in _chunks(n_students):
+        ses[sl] = s_y[block[sl] // n_grades] + rng.normal(0.0, sd, sl.stop - sl.start)
+    # whether each student sits subject j (0, 1), and prefix[b, j]: the sitters of j before
+    # block b's first student (the last row: all sitters)
+    sits = np.empty((n_students, 2), dtype=bool)
+    bounds = np.append(np.cumsum(cohort) - cohort, n_students)
+    prefix = np.empty((n_blocks + 1, 2), dtype=np.int64)
+    seen = np.zeros(2, dtype=np.int64)
+    lo = 0
+    for sl in _chunks(n_students):
+        sits[sl] = chunk = rng.random((sl.stop - sl.start, 2)) < p["p_sit"]
+        running = np.cumsum(chunk, axis=0)
+        hi = int(np.searchsorted(bounds, sl.stop, side="left"))
+        at = bounds[lo:hi] - sl.start  # block starts within the chunk
+        prefix[lo:hi] = seen + np.where((at > 0)[:, None], running[np.maximum(at - 1, 0)], 0)
+        seen += running[-1]
+        lo = hi
+    prefix[lo:] = seen
+    sitters = np.diff(prefix, axis=0)
+    block_row, block_grade = np.divmod(np.arange(n_blocks), n_grades)
+    block_a = GRADE_ASSESSMENTS[block_grade]  # (n_blocks, 2): the cell's assessment
+    counts = np.zeros((n_rows, N_ASSESSMENTS), dtype=np.int64)
+    for j in range(2):
+        counts[block_row, block_a[:, j]] = sitters[:, j]
+    flat = counts.ravel()
+    start = np.cumsum(flat) - flat  # first entry of each cell (row * n_assessments + a)
+    # entry of a student = offset[block, j] + number of the sitters of j up to the student
+    offset = start[block_row[:, None] * N_ASSESSMENTS + block_a] - prefix[:-1] - 1
+    n = int(flat.sum())
+    out = _Sittings(row=np.empty(n, dtype=np.int32), a=np.empty(n, dtype=np.int8),
+                    ses=np.empty(n), student=np.empty(n, dtype=np.int64) if keep_students
+                    else None, counts=counts)
+    seen[:] = 0
+    for sl in _chunks(n_students):
+        running = np.cumsum(sits[sl], axis=0)
+        for j in range(2):
+            chosen = np.flatnonzero(sits[sl, j])
+            b = block[sl][chosen]
+            pos = offset[b, j] + (seen[j] + running[chosen, j])
+            out.row[pos] = b // n_grades
+            out.a[pos] = block_a[b, j]
+            out.ses[pos] = ses[sl][chosen]
+            if out.student is not None:
+                out.student[pos] = sl.start + chosen
+        seen += running[-1]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -714,7 +1045,7 @@ class _Planted:
     inflated: np.ndarray
 
 
-def _plant(schools: pd.DataFrame, panel: pd.DataFrame, sittings: pd.DataFrame,
+def _plant(schools: pd.DataFrame, panel: pd.DataFrame, counts: np.ndarray,
            rng: np.random.Generator) -> _Planted:
     """Choose the planted groups among ordinary schools with results.
 
@@ -722,7 +1053,7 @@ def _plant(schools: pd.DataFrame, panel: pd.DataFrame, sittings: pd.DataFrame,
     years.  Status quantiles are over schools with results.
     """
     p = PARAMS["planted"]
-    per_grade = _participants_per_grade(schools, panel, sittings)
+    per_grade = _participants_per_grade(schools, panel, counts)
     with_results = per_grade > 0
     ordinary = with_results & schools["opened_year"].isna().to_numpy() & schools[
         "closed_year"].isna().to_numpy()
@@ -750,14 +1081,13 @@ def _plant(schools: pd.DataFrame, panel: pd.DataFrame, sittings: pd.DataFrame,
 
 
 def _participants_per_grade(schools: pd.DataFrame, panel: pd.DataFrame,
-                            sittings: pd.DataFrame) -> np.ndarray:
+                            counts: np.ndarray) -> np.ndarray:
     """Mean participants per ВПР/ОГЭ result row of each school (0 without results)."""
-    marked = np.array([a[0] in schema.MARKED_PROCEDURES for a in ASSESSMENTS])
-    s = sittings.loc[marked[sittings["a"].to_numpy()]]
-    rows = s.groupby(["row", "a"], sort=True).size()
-    sidx = panel["sidx"].to_numpy()[rows.index.get_level_values("row")]
-    mean = rows.groupby(sidx).mean()
-    return mean.reindex(range(len(schools)), fill_value=0.0).to_numpy()
+    rows, a = np.nonzero(counts * _MARKED[None, :])
+    sidx = panel["sidx"].to_numpy()[rows]
+    total = np.bincount(sidx, weights=counts[rows, a], minlength=len(schools))
+    n_rows = np.bincount(sidx, minlength=len(schools))
+    return np.divide(total, n_rows, out=np.zeros(len(schools)), where=n_rows > 0)
 
 
 def _school_effects(planted: _Planted, rng: np.random.Generator) -> np.ndarray:
@@ -769,55 +1099,152 @@ def _school_effects(planted: _Planted, rng: np.random.Generator) -> np.ndarray:
     return u
 
 
+#: Columns of :attr:`_Scored.tallies`: sittings with marks 2, 3, 4, 5 (ВПР, ОГЭ), ЕГЭ
+#: sittings below the minimum, ЕГЭ sittings at or above it.
+N_TALLIES = 6
+
+
 @dataclass
 class _Scored:
-    sittings: pd.DataFrame  # with y, score, mark (0 for ЕГЭ), below
+    """The scored sittings, aggregated per result key (panel row x assessment).
+
+    Attributes
+    ----------
+    cuts : dict
+        The calibrated mark thresholds (:func:`_calibrate`).
+    tallies : ndarray of int64, (n_panel_rows * n_assessments, N_TALLIES)
+        Per key ``row * n_assessments + a``: sittings by mark (see :data:`N_TALLIES`).
+    score_sum : ndarray of float64, (n_panel_rows * n_assessments,)
+        Sum of the scores per key.
+    meets_shnor : ndarray of bool
+        The ШНОР rule for the last year, per school.
+    score, mark : ndarray or None
+        Per sitting (float64 score, int8 mark, 0 for ЕГЭ), for the students table only.
+    """
+
     cuts: dict
+    tallies: np.ndarray
+    score_sum: np.ndarray
+    meets_shnor: np.ndarray
+    score: np.ndarray | None
+    mark: np.ndarray | None
 
 
-def _score(sittings: pd.DataFrame, panel: pd.DataFrame, schools: pd.DataFrame,
+def _score(sittings: _Sittings, panel: pd.DataFrame, schools: pd.DataFrame,
            planted: _Planted, years: Sequence[int], rng: np.random.Generator) -> _Scored:
     """Latent scores, test scores and marks; planted low schools are redrawn until they meet
-    the ШНОР rule (their student noise ``e`` in the last two years is drawn again)."""
+    the ШНОР rule (their student noise ``e`` in the last two years is drawn again).
+
+    The draws are those of whole-array calls: ``e`` for every sitting, then ``e`` again for
+    the sittings of failing schools.  ``y = base + e (+ the ВПР shift of inflated schools)``
+    is held in one array; only the shifted and the redrawn sittings are touched again.
+    """
+    sd = PARAMS["student_model"]["sd_student"]
+    row, a, counts = sittings.row, sittings.a, sittings.counts
+    n, n_keys = len(row), counts.size
     base = _latent_mean(sittings, panel, schools)
-    e = rng.normal(0.0, PARAMS["student_model"]["sd_student"], len(sittings))
-    cuts = _calibrate(base + e, sittings["a"].to_numpy())
-    sidx = panel["sidx"].to_numpy()[sittings["row"].to_numpy()]
-    year = panel["year"].to_numpy()[sittings["row"].to_numpy()]
-    shift = _inflation(sittings, sidx, planted)
-    recent = year >= years[-1] - 1
+    y = rng.normal(0.0, sd, n)  # e, then base + e in place
+    y += base
+    cuts = _calibrate(y, a)
+    scale = _score_scales(cuts)
+    tables = _mark_tables(cuts, scale)
+    sidx = panel["sidx"].to_numpy()
+    shift = PARAMS["planted"]["inflated_vpr"]["vpr_shift"]
+    inflated = _cell_entries(counts, np.flatnonzero(planted.inflated[sidx]), _VPR)
+    y[inflated] += shift
+
+    def key(idx: slice | np.ndarray) -> np.ndarray:
+        return row[idx].astype(np.int64) * N_ASSESSMENTS + a[idx]
+
+    keep = sittings.student is not None
+    # float scores for the students table (they keep the -0.0 of rint), else compact
+    score = np.empty(n, dtype=float if keep else np.uint8)
+    mark = np.empty(n, dtype=np.int8)
+    below = np.empty(n, dtype=bool)
+    n_low = np.zeros(n_keys, dtype=np.int64)
+    for sl in _chunks(n):
+        score[sl], mark[sl], below[sl] = _marks(y[sl], a[sl], scale, tables)
+        _add_counts(n_low, key(sl)[(mark[sl] == 2) | below[sl]])
+    recent = panel["year"].to_numpy() >= years[-1] - 1
     for _ in range(PARAMS["planted"]["low"]["max_redraws"]):
-        out = _marks(sittings.assign(y=base + e + shift), cuts)
-        failing = planted.low & ~_meets_shnor(_results(out, panel, schools), schools, years[-1])
+        meets = _meets_shnor(n_low, counts, panel, len(schools), years[-1])
+        failing = planted.low & ~meets
         if not failing.any():
-            return _Scored(out, cuts)
-        redo = failing[sidx] & recent
-        e[redo] = rng.normal(0.0, PARAMS["student_model"]["sd_student"], int(redo.sum()))
-    raise RuntimeError("planted low schools do not meet the ШНОР rule")
+            break
+        redo = _cell_entries(counts, np.flatnonzero(failing[sidx] & recent),
+                             np.ones(N_ASSESSMENTS, dtype=bool))
+        y[redo] = base[redo] + rng.normal(0.0, sd, len(redo))
+        y[redo] += np.where(_VPR[a[redo]] & planted.inflated[sidx[row[redo]]], shift, 0.0)
+        k = key(redo)
+        _add_counts(n_low, k[(mark[redo] == 2) | below[redo]], sign=-1)
+        score[redo], mark[redo], below[redo] = _marks(y[redo], a[redo], scale, tables)
+        _add_counts(n_low, k[(mark[redo] == 2) | below[redo]])
+    else:
+        raise RuntimeError("planted low schools do not meet the ШНОР rule")
+    del base, y
+    tallies = np.zeros(n_keys * N_TALLIES, dtype=np.int64)
+    score_sum = np.zeros(n_keys)
+    for sl in _chunks(n):
+        k = key(sl)
+        category = np.where(_MARKED[a[sl]], mark[sl] - 2, 5 - below[sl].astype(np.int8))
+        _add_counts(tallies, k * N_TALLIES + category)
+        _add_counts(score_sum, k, weights=score[sl])
+    return _Scored(cuts=cuts, tallies=tallies.reshape(n_keys, N_TALLIES), score_sum=score_sum,
+                   meets_shnor=meets, score=score if keep else None,
+                   mark=mark if keep else None)
 
 
-def _latent_mean(sittings: pd.DataFrame, panel: pd.DataFrame, schools: pd.DataFrame
+def _add_counts(total: np.ndarray, keys: np.ndarray, weights: np.ndarray | None = None,
+                sign: int = 1) -> None:
+    """``total += sign * bincount(keys, weights)``, touching only the range of ``keys``.
+
+    (A full-length ``bincount`` per chunk would allocate and add the whole ``total`` each
+    time.)  Sums of integer weights are exact, so chunking does not change them.
+    """
+    if len(keys) == 0:
+        return
+    lo, hi = int(keys.min()), int(keys.max())
+    counts = np.bincount(keys - lo, weights=weights, minlength=hi - lo + 1)
+    if sign > 0:
+        total[lo:hi + 1] += counts
+    else:
+        total[lo:hi + 1] -= counts
+
+
+def _cell_entries(counts: np.ndarray, rows: np.ndarray, assessments: np.ndarray
+                  ) -> np.ndarray:
+    """Indices (ascending) of the sittings of panel ``rows`` in the ``assessments`` (bool
+    per assessment): the sittings are sorted by (row, assessment), so a cell's sittings are
+    a contiguous range starting after those of all earlier cells."""
+    flat = counts.ravel()
+    first = np.cumsum(flat) - flat
+    cells = (rows[:, None] * N_ASSESSMENTS + np.flatnonzero(assessments)[None, :]).ravel()
+    size = flat[cells]
+    return np.repeat(first[cells] - (np.cumsum(size) - size), size) + np.arange(size.sum())
+
+
+def _latent_mean(sittings: _Sittings, panel: pd.DataFrame, schools: pd.DataFrame
                  ) -> np.ndarray:
-    """Everything of y but the student noise e (and the planted ВПР inflation)."""
+    """Everything of y but the student noise e (and the planted ВПР inflation).
+
+    Without a students table the students' statuses are not needed afterwards: the mean
+    overwrites them (``sittings.ses`` becomes ``None``).
+    """
     p = PARAMS["student_model"]
-    row = sittings["row"].to_numpy()
-    sidx = panel["sidx"].to_numpy()[row]
-    type_effect = schools["school_type"].map(p["type_effect"]).to_numpy(dtype=float)
+    sidx = panel["sidx"].to_numpy()
+    s_y, v = panel["s_y"].to_numpy(), panel["v"].to_numpy()
+    type_effect = schools["school_type"].map(p["type_effect"]).to_numpy(dtype=float)[sidx]
+    u = schools["u"].to_numpy()[sidx]
     d = np.array([p["d_assessment"]["/".join(map(str, a))] for a in ASSESSMENTS])
-    return (p["b_ses"] * sittings["ses"].to_numpy() + p["b_comp"] * panel["s_y"].to_numpy()[row]
-            + type_effect[sidx] + schools["u"].to_numpy()[sidx] + panel["v"].to_numpy()[row]
-            + d[sittings["a"].to_numpy()])
-
-
-def _inflation(sittings: pd.DataFrame, sidx: np.ndarray, planted: _Planted) -> np.ndarray:
-    vpr = np.array([a[0] == "VPR" for a in ASSESSMENTS])[sittings["a"].to_numpy()]
-    return np.where(vpr & planted.inflated[sidx], PARAMS["planted"]["inflated_vpr"]["vpr_shift"],
-                    0.0)
-
-
-def _primary(y: np.ndarray) -> np.ndarray:
-    c = PARAMS["marks"]["primary_score"]
-    return np.clip(np.rint(c["intercept"] + c["slope"] * y), c["min"], c["max"])
+    ses, row, a = sittings.ses, sittings.row, sittings.a
+    out = ses if sittings.student is None else np.empty_like(ses)
+    for sl in _chunks(len(row)):
+        r = row[sl]
+        out[sl] = (p["b_ses"] * ses[sl] + p["b_comp"] * s_y[r] + type_effect[r] + u[r] + v[r]
+                   + d[a[sl]])
+    if sittings.student is None:
+        sittings.ses = None
+    return out
 
 
 def _calibrate(y: np.ndarray, a: np.ndarray) -> dict:
@@ -827,10 +1254,11 @@ def _calibrate(y: np.ndarray, a: np.ndarray) -> dict:
     cumulative target share of marks up to k; ``latent`` gives the equivalent cut-points on y.
     """
     c = PARAMS["marks"]["primary_score"]
-    procedure = np.array([x[0] for x in ASSESSMENTS])[a]
     cuts = {}
     for proc, shares in PARAMS["marks"]["target_shares"].items():
-        q = np.quantile(y[procedure == proc], np.cumsum(shares)[:-1])
+        selected = y[(_PROCEDURE == proc)[a]]
+        q = np.quantile(selected, np.cumsum(shares)[:-1], overwrite_input=True)
+        del selected
         thresholds = np.rint(c["intercept"] + 0.5 + c["slope"] * q).astype(int)
         latent = (thresholds - c["intercept"] - 0.5) / c["slope"]
         cuts[proc] = {"min_primary_score_for_mark_3_4_5": thresholds.tolist(),
@@ -838,25 +1266,53 @@ def _calibrate(y: np.ndarray, a: np.ndarray) -> dict:
     return cuts
 
 
-def _marks(sittings: pd.DataFrame, cuts: dict) -> pd.DataFrame:
-    """Add ``score`` (primary or ЕГЭ score), ``mark`` (2..5; 0 for ЕГЭ) and ``below``."""
-    a = sittings["a"].to_numpy()
-    y = sittings["y"].to_numpy()
-    score = _primary(y)
-    mark = np.zeros(len(y), dtype="int64")
-    below = np.zeros(len(y), dtype=bool)
-    ege = PARAMS["ege"]
-    for i, (proc, subject, _) in enumerate(ASSESSMENTS):
-        sel = a == i
+def _mark_tables(cuts: dict, scale: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mark and ЕГЭ failure of every possible score, per assessment.
+
+    Returns
+    -------
+    mark : ndarray of int8, (n_assessments, max score + 1)
+        2 + the number of thresholds (marks 3, 4, 5) reached (ВПР, ОГЭ); 0 for ЕГЭ.
+    below : ndarray of bool, (n_assessments, max score + 1)
+        ЕГЭ score below the minimum (False for ВПР, ОГЭ).
+    """
+    scores = np.arange(int(scale["hi"].max()) + 1)
+    mark = np.zeros((N_ASSESSMENTS, len(scores)), dtype=np.int8)
+    for i, (proc, _, _) in enumerate(ASSESSMENTS):
         if proc in cuts:
             t = np.array(cuts[proc]["min_primary_score_for_mark_3_4_5"])
-            mark[sel] = 2 + (score[sel][:, None] >= t[None, :]).sum(axis=1)
-        else:
-            c = ege["score"][subject]
-            score[sel] = np.clip(np.rint(c["intercept"] + c["slope"] * y[sel]), 0,
-                                 ege["max_score"])
-            below[sel] = score[sel] < ege["min_score"][subject]
-    return sittings.assign(score=score, mark=mark, below=below)
+            mark[i] = 2 + (scores[:, None] >= t[None, :]).sum(axis=1)
+    below = ~_MARKED[:, None] & (scores[None, :] < scale["low"][:, None])
+    return mark, below
+
+
+def _marks(y: np.ndarray, a: np.ndarray, scale: dict[str, np.ndarray],
+           tables: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Score, mark and ЕГЭ failure of sittings with latent scores ``y`` and assessments ``a``.
+
+    Returns
+    -------
+    score : ndarray of float64
+        ``clip(round(c0 + c1 y), lo, hi)``: the primary score (ВПР, ОГЭ) or ЕГЭ test score.
+    mark : ndarray of int8
+        2..5 from the calibrated thresholds (ВПР, ОГЭ); 0 for ЕГЭ (see :func:`_mark_tables`).
+    below : ndarray of bool
+        ЕГЭ score below the minimum (False for ВПР, ОГЭ).
+    """
+    score = np.rint(scale["c0"][a] + scale["c1"][a] * y)
+    # Clipped with scalar bounds, which keep the -0.0 that rint gives to small negative
+    # values (array bounds would not), as the files always had.
+    lo, hi = scale["lo"], scale["hi"]
+    if (lo == lo[0]).all():
+        np.clip(score, lo[0], hi.max(), out=score)
+        np.minimum(score, hi[a], out=score)
+    else:
+        for low, high in sorted(set(zip(lo.tolist(), hi.tolist(), strict=True))):
+            sel = (lo[a] == low) & (hi[a] == high)
+            score[sel] = np.clip(score[sel], low, high)
+    mark_table, below_table = tables
+    cell = a.astype(np.intp) * mark_table.shape[1] + score.astype(np.intp)
+    return score, mark_table.ravel()[cell], below_table.ravel()[cell]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -864,32 +1320,41 @@ def _marks(sittings: pd.DataFrame, cuts: dict) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 
 
-def _results(sittings: pd.DataFrame, panel: pd.DataFrame, schools: pd.DataFrame
+def _result_keys(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The result rows: keys ``row * n_assessments + a`` with participants, ascending.
+
+    Returns
+    -------
+    keys, row, a, participants : ndarray of int64
+    """
+    flat = counts.ravel()
+    keys = np.flatnonzero(flat)
+    row, a = np.divmod(keys, N_ASSESSMENTS)
+    return keys, row, a, flat[keys].astype("int64")
+
+
+def _results(counts: np.ndarray, scored: _Scored, panel: pd.DataFrame, schools: pd.DataFrame
              ) -> pd.DataFrame:
-    """Aggregate sittings to the contract table ``results`` (rows with participants only)."""
-    code = sittings["row"].to_numpy() * len(ASSESSMENTS) + sittings["a"].to_numpy()
-    keys, inverse = np.unique(code, return_inverse=True)
-    n = np.bincount(inverse)
-    row, a = np.divmod(keys, len(ASSESSMENTS))
-    marked = np.array([x[0] in schema.MARKED_PROCEDURES for x in ASSESSMENTS])[a]
-    mark = sittings["mark"].to_numpy()
+    """The contract table ``results`` from the aggregated sittings (rows with participants)."""
+    keys, row, a, n = _result_keys(counts)
+    marked = _MARKED[a]
     out = pd.DataFrame({
         "year": panel["year"].to_numpy()[row],
         "school_id": pd.array(schools["school_id"].to_numpy()[panel["sidx"].to_numpy()[row]],
                               dtype="string"),
-        "procedure": pd.array([ASSESSMENTS[i][0] for i in a], dtype="string"),
-        "subject": pd.array([ASSESSMENTS[i][1] for i in a], dtype="string"),
-        "grade": np.array([ASSESSMENTS[i][2] for i in a], dtype="int64"),
-        "participants": n.astype("int64"),
+        "procedure": pd.array(_PROCEDURE[a], dtype="string"),
+        "subject": pd.array(_SUBJECT[a], dtype="string"),
+        "grade": _GRADE[a],
+        "participants": n,
     })
-    for k, col in zip(range(2, 6), schema.MARK_COUNTS, strict=True):
-        out[col] = _nullable_int(np.bincount(inverse, mark == k), marked)
+    tallies = scored.tallies[keys]
+    for k, col in enumerate(schema.MARK_COUNTS):
+        out[col] = _nullable_int(tallies[:, k], marked)
     for col in schema.MARK_SHARES:
         out[col] = np.nan
-    out["n_below_min"] = _nullable_int(np.bincount(inverse, sittings["below"].to_numpy()),
-                                       ~marked)
+    out["n_below_min"] = _nullable_int(tallies[:, 4], ~marked)
     out["pct_below_min"] = np.nan
-    mean = np.bincount(inverse, sittings["score"].to_numpy()) / n
+    mean = scored.score_sum[keys] / n
     out["mean_score"] = np.where(marked, np.nan, np.round(mean, 2))
     return out[list(schema.RESULTS_COLUMNS)]
 
@@ -918,35 +1383,41 @@ def _missing_mask(panel: pd.DataFrame, planted: _Planted, rate: float,
     return mask
 
 
-def _schools_table(panel: pd.DataFrame, schools: pd.DataFrame,
-                   indicators: pd.DataFrame) -> pd.DataFrame:
+def _schools_table(panel: pd.DataFrame, schools: pd.DataFrame, indicators: pd.DataFrame,
+                   regional: bool = False) -> pd.DataFrame:
+    """The contract table ``schools`` (with ``region`` before ``municipality`` if
+    ``regional``)."""
     sidx = panel["sidx"].to_numpy()
     out = pd.DataFrame({"year": panel["year"].to_numpy()})
-    for col in ("school_id", "school_name", "municipality", "settlement_type", "school_type"):
+    columns = list(schema.SCHOOLS_COLUMNS)
+    text = ["school_id", "school_name", "municipality", "settlement_type", "school_type"]
+    if regional:
+        columns.insert(columns.index("municipality"), "region")
+        text.append("region")
+    for col in text:
         out[col] = pd.array(schools[col].to_numpy()[sidx], dtype="string")
     out["enrollment"] = panel["enrollment"].to_numpy()
     out = pd.concat([out, indicators.reset_index(drop=True)], axis=1)
-    return out[list(schema.SCHOOLS_COLUMNS)]
+    return out[columns]
 
 
-def _students_table(sittings: pd.DataFrame, panel: pd.DataFrame, schools: pd.DataFrame
-                    ) -> pd.DataFrame:
+def _students_table(sittings: _Sittings, scored: _Scored, panel: pd.DataFrame,
+                    schools: pd.DataFrame) -> pd.DataFrame:
     """The optional ``students`` table: one row per student x assessment, in result order."""
-    row, a = sittings["row"].to_numpy(), sittings["a"].to_numpy()
-    width = max(6, len(str(int(sittings["student"].max()) + 1)))
-    ege = np.array([x[0] not in schema.MARKED_PROCEDURES for x in ASSESSMENTS])[a]
+    row, a, student = sittings.row, sittings.a, sittings.student
+    width = max(6, len(str(int(student.max()) + 1)))
+    keys = np.strings.add("s", np.strings.zfill((student + 1).astype(str), width))
     out = pd.DataFrame({
         "year": panel["year"].to_numpy()[row],
         "school_id": pd.array(schools["school_id"].to_numpy()[panel["sidx"].to_numpy()[row]],
                               dtype="string"),
-        "procedure": pd.array(np.array([x[0] for x in ASSESSMENTS])[a], dtype="string"),
-        "subject": pd.array(np.array([x[1] for x in ASSESSMENTS])[a], dtype="string"),
-        "grade": np.array([x[2] for x in ASSESSMENTS], dtype="int64")[a],
-        "student_key": pd.array([f"s{k + 1:0{width}d}" for k in sittings["student"]],
-                                dtype="string"),
-        "score": sittings["score"].to_numpy(dtype=float),
-        "mark": pd.arrays.IntegerArray(sittings["mark"].to_numpy(), ege),
-        "ses": np.round(sittings["ses"].to_numpy(), 3) + 0.0,
+        "procedure": pd.array(_PROCEDURE[a], dtype="string"),
+        "subject": pd.array(_SUBJECT[a], dtype="string"),
+        "grade": _GRADE[a],
+        "student_key": pd.array(keys.astype(object), dtype="string"),
+        "score": scored.score.astype(float),
+        "mark": pd.arrays.IntegerArray(scored.mark.astype("int64"), ~_MARKED[a]),
+        "ses": np.round(sittings.ses, 3) + 0.0,
     })
     return out[list(schema.STUDENTS_COLUMNS)]
 
@@ -973,24 +1444,33 @@ def shnor_low_counts(results: pd.DataFrame) -> pd.DataFrame:
     return r.groupby(["school_id", "year"]).size().unstack("year", fill_value=0)
 
 
-def _meets_shnor(results: pd.DataFrame, schools: pd.DataFrame, year: int) -> np.ndarray:
-    """ШНОР rule for ``year`` Y (bool per school of ``schools``).
+def _meets_shnor(n_low: np.ndarray, counts: np.ndarray, panel: pd.DataFrame, n_schools: int,
+                 year: int) -> np.ndarray:
+    """ШНОР rule for ``year`` Y (bool per school), from the aggregated sittings.
 
-    Met if (a) >= 2 low procedures in Y or (b) >= 1 low procedure in each of Y-1 and Y.
+    ``n_low`` and ``counts`` give, per key ``row * n_assessments + a``, the sittings with «2»
+    (ЕГЭ: below the minimum) and all sittings.  A result row is low as in
+    :func:`shnor_low_counts`; the rule is met if (a) >= 2 low procedures in Y or (b) >= 1 low
+    procedure in each of Y-1 and Y.
     """
-    counts = shnor_low_counts(results)
-    now = counts.get(year, pd.Series(dtype="int64"))
-    before = counts.get(year - 1, pd.Series(dtype="int64"))
-    ids = schools["school_id"]
-    now = ids.map(now).fillna(0).to_numpy()
-    before = ids.map(before).fillna(0).to_numpy()
-    return (now >= PARAMS["shnor_rule"]["min_low_in_year"]) | ((now >= 1) & (before >= 1))
+    rule = PARAMS["shnor_rule"]
+    participants = counts.ravel()
+    low = (participants > 0) & (n_low * 100 >= round(rule["threshold"] * 100) * participants)
+    per_row = low.reshape(-1, N_ASSESSMENTS).sum(axis=1)
+    sidx, years = panel["sidx"].to_numpy(), panel["year"].to_numpy()
+    now, before = np.zeros(n_schools, dtype=np.int64), np.zeros(n_schools, dtype=np.int64)
+    now[sidx[years == year]] = per_row[years == year]
+    before[sidx[years == year - 1]] = per_row[years == year - 1]
+    return (now >= rule["min_low_in_year"]) | ((now >= 1) & (before >= 1))
 
 
-def _truth(schools: pd.DataFrame, planted: _Planted, results: pd.DataFrame, year: int
-           ) -> pd.DataFrame:
+def _truth(schools: pd.DataFrame, planted: _Planted, meets_shnor: np.ndarray,
+           regional: bool = False) -> pd.DataFrame:
+    """Truth per school (:data:`TRUTH_COLUMNS`; ``region`` before ``municipality`` if
+    ``regional``)."""
     out = pd.DataFrame({
         "school_id": pd.array(schools["school_id"], dtype="string"),
+        "region": pd.array(schools["region"], dtype="string"),
         "municipality": pd.array(schools["municipality"], dtype="string"),
         "school_type": pd.array(schools["school_type"], dtype="string"),
         "settlement_type": pd.array(schools["settlement_type"], dtype="string"),
@@ -1004,9 +1484,12 @@ def _truth(schools: pd.DataFrame, planted: _Planted, results: pd.DataFrame, year
         "planted_inflated_vpr": planted.inflated,
         "opened_year": pd.array(schools["opened_year"], dtype="Int64"),
         "closed_year": pd.array(schools["closed_year"], dtype="Int64"),
-        "meets_shnor": _meets_shnor(results, schools, year),
+        "meets_shnor": meets_shnor,
     })
-    return out[list(TRUTH_COLUMNS)]
+    columns = list(TRUTH_COLUMNS)
+    if regional:
+        columns.insert(columns.index("municipality"), "region")
+    return out[columns]
 
 
 def _round4(x: np.ndarray) -> np.ndarray:
@@ -1014,20 +1497,18 @@ def _round4(x: np.ndarray) -> np.ndarray:
     return np.round(np.asarray(x, dtype=float), 4) + 0.0
 
 
-def _truth_years(sittings: pd.DataFrame, panel: pd.DataFrame, schools: pd.DataFrame
+def _truth_years(counts: np.ndarray, panel: pd.DataFrame, schools: pd.DataFrame
                  ) -> pd.DataFrame:
     """Truth per school-year: s_iy, v_iy, u_i + v_iy and the ВПР+ОГЭ sittings (panel order)."""
     sidx = panel["sidx"].to_numpy()
     v = panel["v"].to_numpy()
-    marked = np.array([x[0] in schema.MARKED_PROCEDURES for x in ASSESSMENTS])
-    rows = sittings["row"].to_numpy()[marked[sittings["a"].to_numpy()]]
     out = pd.DataFrame({
         "school_id": pd.array(schools["school_id"].to_numpy()[sidx], dtype="string"),
         "year": panel["year"].to_numpy(dtype="int64"),
         "latent_ses_year": _round4(panel["s_y"].to_numpy()),
         "year_effect": _round4(v),
         "effect": _round4(schools["u"].to_numpy()[sidx] + v),
-        "participants": np.bincount(rows, minlength=len(panel)).astype("int64"),
+        "participants": counts[:, _MARKED].sum(axis=1).astype("int64"),
     })
     return out[list(TRUTH_YEARS_COLUMNS)]
 
@@ -1065,7 +1546,7 @@ def _p_score_below(k: np.ndarray, scale: dict[str, np.ndarray], a: np.ndarray,
     return np.where(k <= lo, 0.0, np.where(k > hi, 1.0, p))
 
 
-def _truth_procedures(sittings: pd.DataFrame, panel: pd.DataFrame, schools: pd.DataFrame,
+def _truth_procedures(counts: np.ndarray, panel: pd.DataFrame, schools: pd.DataFrame,
                       planted: _Planted, cuts: dict) -> pd.DataFrame:
     """True expected shares of «2» (below the minimum) and of «4»/«5» per result row.
 
@@ -1073,14 +1554,11 @@ def _truth_procedures(sittings: pd.DataFrame, panel: pd.DataFrame, schools: pd.D
     school-year is ``y ~ N(mu, sd)`` (see the module docstring).
     """
     p = PARAMS["student_model"]
-    code = sittings["row"].to_numpy() * len(ASSESSMENTS) + sittings["a"].to_numpy()
-    keys, n = np.unique(code, return_counts=True)
-    row, a = np.divmod(keys, len(ASSESSMENTS))
+    _, row, a, n = _result_keys(counts)
     sidx = panel["sidx"].to_numpy()[row]
     type_effect = schools["school_type"].map(p["type_effect"]).to_numpy(dtype=float)
     d = np.array([p["d_assessment"]["/".join(map(str, x))] for x in ASSESSMENTS])
-    vpr = np.array([x[0] == "VPR" for x in ASSESSMENTS])[a]
-    shift = np.where(vpr & planted.inflated[sidx],
+    shift = np.where(_VPR[a] & planted.inflated[sidx],
                      PARAMS["planted"]["inflated_vpr"]["vpr_shift"], 0.0)
     mu = ((p["b_ses"] + p["b_comp"]) * panel["s_y"].to_numpy()[row] + type_effect[sidx]
           + schools["u"].to_numpy()[sidx] + panel["v"].to_numpy()[row] + d[a] + shift)
@@ -1093,10 +1571,10 @@ def _truth_procedures(sittings: pd.DataFrame, panel: pd.DataFrame, schools: pd.D
     out = pd.DataFrame({
         "school_id": pd.array(schools["school_id"].to_numpy()[sidx], dtype="string"),
         "year": panel["year"].to_numpy(dtype="int64")[row],
-        "procedure": pd.array([ASSESSMENTS[i][0] for i in a], dtype="string"),
-        "subject": pd.array([ASSESSMENTS[i][1] for i in a], dtype="string"),
-        "grade": np.array([ASSESSMENTS[i][2] for i in a], dtype="int64"),
-        "participants": n.astype("int64"),
+        "procedure": pd.array(_PROCEDURE[a], dtype="string"),
+        "subject": pd.array(_SUBJECT[a], dtype="string"),
+        "grade": _GRADE[a],
+        "participants": n,
         "expected_share_low": _round4(p_low),
         "expected_share_good": _round4(p_good),
     })
@@ -1106,6 +1584,12 @@ def _truth_procedures(sittings: pd.DataFrame, panel: pd.DataFrame, schools: pd.D
 def _truth_params(spec: RegionSpec, munis: pd.DataFrame, schools: pd.DataFrame,
                   planted: _Planted, cuts: dict, schools_table: pd.DataFrame,
                   results: pd.DataFrame, truth: pd.DataFrame) -> dict:
+    """Everything ``truth.json`` records (the spec, the model, the counts, planted schools).
+
+    With one region (the default) neither the spec nor the counts mention regions, so the
+    single-region file is unchanged; with several, ``counts`` has ``regions`` and the file
+    lists each region's code, name and number of municipalities under ``regions``.
+    """
     social = list(schema.SOCIAL_INDICATORS)
     indicators = schools_table[list(schema.SCHOOLS_OPTIONAL)]
 
@@ -1129,8 +1613,9 @@ def _truth_params(spec: RegionSpec, munis: pd.DataFrame, schools: pd.DataFrame,
         "school_years_all_social_missing": int(indicators[social].isna().all(axis=1).sum()),
         "indicator_cells_missing_share": round(float(indicators.isna().to_numpy().mean()), 6),
     }
-    return {
-        "spec": {**asdict(spec), "years": list(spec.years)},
+    spec_values = {**asdict(spec), "years": list(spec.years)}
+    out = {
+        "spec": spec_values,
         "model": json.loads(json.dumps(PARAMS)),
         "cut_points": cuts,
         "counts": counts,
@@ -1140,6 +1625,16 @@ def _truth_params(spec: RegionSpec, munis: pd.DataFrame, schools: pd.DataFrame,
                             "inflated_vpr": ids(planted.inflated)},
         "special_name": SPECIAL_NAME,
     }
+    if spec.n_regions == 1:
+        del spec_values["n_regions"]
+    else:
+        counts["regions"] = spec.n_regions
+        sizes = munis.groupby("region", sort=True)["region_name"].agg(["first", "size"])
+        out["regions"] = [{"code": f"{r + 1:02d}", "name": str(name),
+                           "municipalities": int(size)}
+                          for r, (name, size) in zip(sizes.index, sizes.to_numpy(),
+                                                     strict=True)]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1151,22 +1646,103 @@ CSV_DECIMALS = {"mean_score": 2}
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> Path:
-    """CSV with fixed formats: ints without ``.0``, floats with fixed decimals, NA empty."""
-    text = pd.DataFrame({col: _column_text(df[col], CSV_DECIMALS.get(col, 4)) for col in df})
-    text.to_csv(path, index=False, lineterminator="\n", encoding="utf-8", na_rep="")
+    """CSV with fixed formats: ints without ``.0``, floats with fixed decimals, NA empty.
+
+    The bytes are those of ``DataFrame.to_csv(index=False, lineterminator="\\n",
+    na_rep="")`` on the formatted text (UTF-8, ``,``, a field quoted only when it holds a
+    delimiter, a quote or a line break), but columns are formatted and rows joined by
+    vectorised Arrow kernels (one pass per column), not row by row.
+    """
+    header = ",".join(_csv_quote(pa.array([str(c) for c in df.columns], type=pa.string()))
+                      .to_pylist()) + "\n"
+    with path.open("wb") as handle:
+        handle.write(header.encode("utf-8"))
+        if len(df):
+            columns = [_column_text(df[col], CSV_DECIMALS.get(col, 4)) for col in df]
+            columns[-1] = pc.binary_join_element_wise(columns[-1], "", "\n")
+            rows = pc.binary_join_element_wise(*columns, ",") if len(columns) > 1 else columns[0]
+            handle.write(_string_data(rows))
     return path
 
 
-def _column_text(col: pd.Series, decimals: int) -> pd.Series:
+def _string_data(values: pa.Array) -> memoryview:
+    """The concatenated UTF-8 bytes of an Arrow string array without nulls (no copy)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    offset_type = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    _, offsets, data = values.buffers()
+    bounds = np.frombuffer(offsets, dtype=offset_type)[values.offset:values.offset + len(values)
+                                                       + 1]
+    return memoryview(data)[int(bounds[0]):int(bounds[-1])]
+
+
+def _column_text(col: pd.Series, decimals: int) -> pa.Array:
+    """One column as CSV fields (an Arrow string array; missing values are empty fields)."""
     if pd.api.types.is_bool_dtype(col):
-        return col.map({True: "True", False: "False"}).astype(object)
+        flags = np.where(col.isna().to_numpy(), 2, col.to_numpy(dtype=bool, na_value=False))
+        return _pick(("False", "True", ""), flags)
     if pd.api.types.is_integer_dtype(col):
-        return col.astype("Int64").astype("string").astype(object)
+        values = pa.array(col.to_numpy(dtype="int64", na_value=0), mask=col.isna().to_numpy())
+        return pc.fill_null(pc.cast(values, pa.string()), "")
     if pd.api.types.is_float_dtype(col):
-        values = col.to_numpy(dtype=float, na_value=np.nan)
-        text = [None if np.isnan(v) else f"{v:.{decimals}f}" for v in values]
-        return pd.Series(text, index=col.index, dtype=object)
-    return col.astype(object)
+        return _fixed_decimals(col.to_numpy(dtype=float, na_value=np.nan), decimals)
+    values = pa.array(col, from_pandas=True)  # the Arrow data of a ``string`` column
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return _csv_quote(pc.fill_null(values.cast(pa.string()), ""))
+
+
+def _fixed_decimals(values: np.ndarray, decimals: int) -> pa.Array:
+    """``f"{v:.{decimals}f}"`` of every value (NaN: empty field), vectorised.
+
+    The digits are ``rint(|v| * 10**decimals)`` split at the decimal point; that rounding
+    equals Python's (correctly rounded) formatting unless ``|v| * 10**decimals`` lies within
+    1e-6 of a half or is huge (or infinite), and those few values are formatted by Python.
+    """
+    scale = 10**decimals
+    missing = np.isnan(values)
+    if missing.all():
+        return pc.fill_null(pa.nulls(len(values), pa.string()), "")
+    scaled = np.abs(np.where(np.isfinite(values), values, 0.0)) * scale
+    fast = missing | (np.isfinite(values) & (scaled < 1e9)
+                      & (np.abs(scaled - np.floor(scaled) - 0.5) > 1e-6))
+    whole, frac = np.divmod(np.rint(np.where(fast, scaled, 0.0)).astype(np.int64), scale)
+    text = pc.binary_join_element_wise(
+        pc.binary_join_element_wise(_pick(("", "-"), np.signbit(values)),
+                                    pc.cast(pa.array(whole), pa.string()), ""),
+        pc.utf8_lpad(pc.cast(pa.array(frac), pa.string()), width=decimals, padding="0"), ".")
+    text = pc.if_else(pa.array(missing), "", text)
+    if not fast.all():
+        slow = ~fast
+        text = pc.replace_with_mask(text, pa.array(slow), pa.array(
+            [f"{v:.{decimals}f}" for v in values[slow]], type=pa.string()))
+    return text
+
+
+def _pick(words: Sequence[str], which: np.ndarray) -> pa.Array:
+    """``words[which[i]]`` for every i, as an Arrow string array (a take, not an ``if_else``
+    of scalars, which is much slower)."""
+    return pc.take(pa.array(list(words), type=pa.string()), pa.array(which.astype(np.int8)))
+
+
+def _csv_quote(values: pa.Array) -> pa.Array:
+    """Text fields quoted as the ``csv`` module (and so pandas) quotes them.
+
+    Only fields holding a delimiter, a quote or a line break can need quoting; they are few,
+    and ``csv.writer`` itself writes them, so the quoting is exactly that of ``to_csv``.
+    """
+    special = pc.fill_null(pc.match_substring_regex(values, '[,"\\r\\n]'), False)
+    if not pc.any(special).as_py():
+        return values
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    quoted = []
+    for field in pc.filter(values, special).to_pylist():
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow([field])
+        quoted.append(buffer.getvalue()[:-1])
+    return pc.replace_with_mask(values, special, pa.array(quoted, type=pa.string()))
 
 
 def _truth_readme(params: dict) -> str:
@@ -1175,8 +1751,14 @@ def _truth_readme(params: dict) -> str:
     sm, pl = params["model"]["student_model"], params["model"]["planted"]
     res, low, inf = pl["resilient"], pl["low"], pl["inflated_vpr"]
     years = spec["years"]
-    return TRUTH_README.format(
-        n_schools=c["schools"], n_munis=c["municipalities"], seed=spec["seed"],
+    text = TRUTH_README
+    if "regions" in c:
+        text = text.replace("{n_munis} municipalities,",
+                            "{n_munis} municipalities of {n_regions} regions,")
+        text = text.replace(MUNICIPALITY_ROW, REGION_ROW + MUNICIPALITY_ROW)
+    return text.format(
+        n_schools=c["schools"], n_munis=c["municipalities"], n_regions=c.get("regions", 1),
+        seed=spec["seed"],
         years=", ".join(str(y) for y in years), last=years[-1],
         second=years[1] if len(years) > 1 else "—",
         b_ses=sm["b_ses"], b_comp=sm["b_comp"], sd_u=sm["sd_school_effect"],
@@ -1192,6 +1774,9 @@ def _truth_readme(params: dict) -> str:
     )
 
 
+MUNICIPALITY_ROW = "| `municipality` | its municipality |\n"
+REGION_ROW = ("| `region` | its region (several regions only; a municipality lies in exactly one, "
+              "and municipality names are unique across regions) |\n")
 TRUTH_README = """\
 # Planted ground truth of the synthetic demo region
 
@@ -1332,6 +1917,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="params.yaml whose `demo` section gives the spec")
     parser.add_argument("--n-schools", type=int)
     parser.add_argument("--n-municipalities", type=int)
+    parser.add_argument("--n-regions", type=int,
+                        help="number of regions (default 1; more adds a `region` column)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--years", type=int, nargs="+")
     parser.add_argument("--missing-rate", type=float)
@@ -1349,8 +1936,8 @@ def _spec_from_args(args: argparse.Namespace) -> RegionSpec:
         demo = yaml.safe_load(args.params.read_text(encoding="utf-8")).get("demo") or {}
         values.update({k: v for k, v in demo.items() if k in RegionSpec.__dataclass_fields__})
     flags = {"n_schools": args.n_schools, "n_municipalities": args.n_municipalities,
-             "seed": args.seed, "years": args.years, "missing_rate": args.missing_rate,
-             "write_students": args.students}
+             "n_regions": args.n_regions, "seed": args.seed, "years": args.years,
+             "missing_rate": args.missing_rate, "write_students": args.students}
     values.update({k: v for k, v in flags.items() if v is not None})
     if "years" in values:
         values["years"] = tuple(int(y) for y in values["years"])
