@@ -68,7 +68,11 @@ test: $(STAMP) sysdeps ## Set up and run the whole test suite
 	$(PY) -m pytest
 
 bench: $(STAMP) sysdeps ## Run the benchmarks (on demand; prints medians and ratios)
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/regional.py
+	$(PY) benchmarks/national.py
+	$(PY) benchmarks/generator.py
+	$(PY) benchmarks/read_csv.py
+	$(PY) benchmarks/students.py
 	$(PY) benchmarks/context_scale.py
 	$(PY) benchmarks/context_recovery.py
 	$(PY) benchmarks/mixed_scale.py

@@ -20,10 +20,20 @@ PROCESSED = Path("data/processed")
 REPORTS = Path("reports")
 
 
+#: libyaml's safe loader where PyYAML was built with it (the same YAML, about ten times
+#: faster: the catalogue of strings took 0.8 s in pure Python in every stage).
+SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def safe_load(text: Any) -> Any:
+    """``yaml.safe_load`` with :data:`SafeLoader` (a string or an open file)."""
+    return yaml.load(text, Loader=SafeLoader)  # noqa: S506 -- a safe loader
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; an empty file gives ``{}``."""
     with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
+        data = safe_load(fh) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     return data

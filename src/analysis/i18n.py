@@ -11,7 +11,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
+from analysis.config import safe_load
 
 LANGS = ("ru", "en")
 
@@ -32,7 +32,7 @@ def catalogue() -> dict[str, dict[str, str]]:
             else:
                 raise ValueError(f"labels.yaml: '{dotted}' must map languages to strings")
 
-    walk(yaml.safe_load(text), "")
+    walk(safe_load(text), "")
     return flat
 
 

@@ -33,7 +33,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import nbformat
+# nbformat validates with jsonschema, which imports ``rfc3987_syntax`` when it is installed
+# (jupyter-events asks for it) and compiles a Lark grammar for the "iri" formats: about 1 s
+# in every process, more than nbformat and papermill together.  No notebook field has an IRI
+# format, so the pipeline's processes go without it (jsonschema skips that check when the
+# import fails).  docs/benchmarks.md has the measurement.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+import nbformat  # noqa: E402 -- after the line above
 
 from analysis.config import PROCESSED, load_yaml, stage_parameters
 from analysis.i18n import t

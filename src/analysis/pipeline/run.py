@@ -36,6 +36,7 @@ import copy
 import os
 import shutil
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -159,9 +160,11 @@ def run_study(data_dir: str | Path, year: int | None = None, root: str | Path = 
         _prepare_work(root, work, Path(data_dir).resolve(), params)
         for stage in stages:
             print(f"Running stage '{stage}'", flush=True)
+            start = time.perf_counter()
             run_stage(stage, report_dir=out_dir, root=root, cwd=work,
                       parameters=flatten(params, stage_param_keys(dvc, stage)),
                       publish_to=stage == stages[-1], lang=params["lang"])
+            print(f"  done in {time.perf_counter() - start:.1f} s", flush=True)
     return out_dir / "report.html"
 
 

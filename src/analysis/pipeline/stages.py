@@ -12,24 +12,26 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from analysis import ledger
 from analysis.config import PROCESSED
-from analysis.context import quality
-from analysis.context import similar as similar_mod
-from analysis.context.clusters import ContextClusters, Stability, context_features
-from analysis.context.index import social_index_by_year
-from analysis.context.similar import SimilarResult
 from analysis.errors import InputError
-from analysis.flags.stage import FlagsResult, flags_stage
-from analysis.ingest import io, prepare, schema, validate
-from analysis.ingest.readers import ReadOptions
-from analysis.models import link
 from analysis.outputs import write_json, write_table
-from analysis.publish import report
+
+if TYPE_CHECKING:  # each stage imports what it uses when it runs (see the note below)
+    from analysis.context.clusters import ContextClusters, Stability
+    from analysis.context.similar import SimilarResult
+    from analysis.flags.stage import FlagsResult
+    from analysis.ingest import prepare
+    from analysis.models import link
+
+# A stage's kernel imports this module, so it imports only pandas and the shared helpers:
+# each ``run_*`` imports its own libraries (stage 01 needs neither scikit-learn nor
+# statsmodels nor matplotlib).  Import time is most of a regional stage's cost
+# (docs/benchmarks.md); ``benchmarks/regional.py`` measures it.
 
 #: Every processed file, by name (relative to the project root).
 FILES: dict[str, Path] = {
@@ -97,6 +99,9 @@ def run_prepare(root: str | Path = ".", *, year: int, raw_dir: str, mapping: str
     errors) is written to ``data/processed/validation.json``; then an :class:`InputError`
     is raised again.  The page is rendered from it when the run publishes.
     """
+    from analysis.ingest import io, prepare, validate
+    from analysis.ingest.readers import ReadOptions
+
     root = Path(root)
     raw = root / raw_dir  # an absolute path stays as it is
     mapping_path = None if mapping is None else root / mapping
@@ -174,6 +179,12 @@ def context_stage(schools: pd.DataFrame, school_year: pd.DataFrame, *, year: int
     ``similar.k`` context twins (same encoded features, same level of schooling) and its
     rank among them.  Schools set aside are booked in the ledger with the reason.
     """
+    from analysis.context import quality
+    from analysis.context import similar as similar_mod
+    from analysis.context.clusters import ContextClusters, context_features
+    from analysis.context.index import social_index_by_year
+    from analysis.ingest import schema
+
     index_warnings: list[dict] = []
     summaries: list[dict] = []
     idx, led, acc = social_index_by_year(
@@ -203,6 +214,7 @@ def context_stage(schools: pd.DataFrame, school_year: pd.DataFrame, *, year: int
         method=clusters["method"], k=clusters["k"], k_range=tuple(clusters["k_range"]),
         n_init=clusters["n_init"], seed=clusters["seed"],
         silhouette_sample=clusters["silhouette_sample"], ward_sample=clusters["ward_sample"],
+        fit_sample=clusters["fit_sample"],
         numeric=clusters["numeric"], categorical=clusters["categorical"]).fit(X)
     stab = model.stability(X, clusters["n_boot"])
     table = X.reset_index()
@@ -296,6 +308,8 @@ def run_ses_link(root: str | Path = ".", *, year: int, min_n: int,
     variation among them, stop the run with an :class:`InputError` that counts the schools
     left out by reason (:func:`analysis.models.sample.check_sample`).
     """
+    from analysis.models import link
+
     root = Path(root)
     res = link.ses_link_stage(
         read(root, "schools"), read(root, "social_index"), read(root, "school_year"),
@@ -321,6 +335,8 @@ def run_flags(root: str | Path = ".", *, year: int, min_n: int, flags: Mapping[s
               quality_grades: Sequence[int], quality_formula: str) -> FlagsResult:
     """Stage 04: school effects, resilience, typology, ШНСУ, risk zone, ШНОР, objectivity
     and the changes since last year (:func:`analysis.flags.stage.flags_stage`)."""
+    from analysis.flags.stage import flags_stage
+
     root = Path(root)
     students = read(root, "students") if (root / FILES["students"]).exists() else None
     schools = read(root, "schools")
@@ -428,10 +444,11 @@ def run_all(root: str | Path, params: Mapping[str, Any]) -> ReportData:
               quality_procedures=prep["quality_procedures"],
               quality_subjects=prep["quality_subjects"], quality_grades=prep["quality_grades"],
               quality_formula=prep["quality_formula"])
+    from analysis.config import flatten
+    from analysis.publish import report, site
+
     data = load_report_data(root, year=year)
     write_json(Path(root) / FILES["metrics"], report.build_metrics(data, params))
-    from analysis.config import flatten
-    from analysis.publish import site
 
     keys = [k for k in ("year", "min_n", "lang", "prepare", "index", "quality_groups",
                         "clusters", "similar", "ses_link", "multilevel", "flags", "report")
