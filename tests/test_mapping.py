@@ -63,7 +63,7 @@ def problems_of(data: dict) -> list[Problem]:
 
 
 def test_table_and_share_columns_come_from_schema():
-    assert mp.TABLE_COLUMNS["schools"] == schema.SCHOOLS_COLUMNS
+    assert mp.TABLE_COLUMNS["schools"] == schema.SCHOOLS_COLUMNS + schema.SCHOOLS_EXTRA
     assert mp.TABLE_COLUMNS["results"] == schema.RESULTS_COLUMNS
     assert mp.TABLE_COLUMNS["students"] == schema.STUDENTS_COLUMNS
     assert mp.SHARE_COLUMNS == {*schema.SCHOOLS_OPTIONAL, *schema.MARK_SHARES, "pct_below_min"}

@@ -345,7 +345,7 @@ def test_labels_of_outcomes_and_subsets():
     assert sr.outcome_label("LANG/xx/7", "en") == "LANG · xx · grade 7"
     assert sr.subset_label("school_type=lyceum", "ru") == "Вид ОО: лицей"
     assert sr.subset_label("cluster=3", "en") == "Cluster: 3"
-    assert sr.subset_label("region=north", "en") == "region: north"
+    assert sr.subset_label("district=north", "en") == "district: north"
     assert sr.subset_label("settlement_type=city;school_type=lyceum", "en") == (
         "Settlement: city, Type: lyceum")
     assert sr._coef_label("coef:C(settlement_type)[T.village]", "ru") == "Местность: село"

@@ -279,6 +279,13 @@ class ContextClusters:
       (sample included) is assigned to the nearest centroid, as is every new row in
       ``predict``.  With no more schools than ``ward_sample`` the sample is all of them.
 
+    **Size.**  k-means and the Gaussian mixture are fitted on a seeded random sample of at
+    most ``fit_sample`` schools (all of them in a region), and every school is then assigned
+    to its nearest centre / most likely component; so are the bootstrap refits.  With a few
+    features, a few thousand schools place the centres as well as forty thousand do, and the
+    criterion curve and the stability cost the same at national size as in a large region
+    (docs/benchmarks.md).
+
     **Choosing k.**  Every k in ``k_range`` that the data support (``2 <= k <= min(n - 1,
     d)``, d distinct context profiles) is evaluated into ``criterion_``.  With ``k="auto"``
     the k of the highest silhouette (kmeans, ward) or the lowest BIC (gmm) is chosen (ties:
@@ -315,6 +322,8 @@ class ContextClusters:
         Most schools in the silhouette's sample.
     ward_sample : int
         Most schools in Ward's sample.
+    fit_sample : int
+        Most schools k-means and the Gaussian mixture are fitted on (see **Size**).
     numeric, categorical : sequence of str
         Feature columns of ``X`` (other columns of ``X`` only describe the clusters in
         ``profile_``).
@@ -352,10 +361,11 @@ class ContextClusters:
                  silhouette_sample: int = 2000, ward_sample: int = 3000,
                  numeric: Sequence[str] = DEFAULT_NUMERIC,
                  categorical: Sequence[str] = DEFAULT_CATEGORICAL,
-                 order_by: str = "social_index"):
+                 order_by: str = "social_index", fit_sample: int = 5000):
         self.method, self.k, self.k_range = method, k, k_range
         self.n_init, self.seed = n_init, seed
         self.silhouette_sample, self.ward_sample = silhouette_sample, ward_sample
+        self.fit_sample = fit_sample
         self.numeric, self.categorical, self.order_by = numeric, categorical, order_by
 
     # --- fitting --------------------------------------------------------------------------
@@ -438,14 +448,19 @@ class ContextClusters:
         return bootstrap_stability(self, X, n_boot, self.seed if seed is None else seed)
 
     def _fit_core(self, z: np.ndarray, k: int, n_init: int, seed: int) -> _Fit:
-        """Fit the method with ``k`` clusters on encoded ``z`` (n, p)."""
+        """Fit the method with ``k`` clusters on encoded ``z`` (n, p); k-means and the
+        mixture on at most ``fit_sample`` rows of it, then every row is assigned."""
+        if self.method in ("kmeans", "gmm"):
+            rows = sample_rows(len(z), max(int(self.fit_sample), k), seed)
+            sub = z if len(rows) == len(z) else z[rows]
         if self.method == "kmeans":
-            km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(z)
-            return _Fit(km.labels_.astype("int64"), km.predict)
+            km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(sub)
+            labels = km.labels_ if sub is z else km.predict(z)
+            return _Fit(labels.astype("int64"), km.predict)
         if self.method == "gmm":
             gm = GaussianMixture(n_components=k, covariance_type=GMM_COVARIANCE,
                                  reg_covar=GMM_REG_COVAR, n_init=n_init,
-                                 random_state=seed).fit(z)
+                                 random_state=seed).fit(sub)
             return _Fit(gm.predict(z).astype("int64"), gm.predict, float(gm.bic(z)))
         rows = sample_rows(len(z), self.ward_sample, seed)
         sub = z[rows]
@@ -475,7 +490,8 @@ class ContextClusters:
         if not (isinstance(kr, Sequence) and len(kr) == 2 and all(_is_int(v) for v in kr)
                 and 2 <= int(kr[0]) <= int(kr[1])):
             bad("k_range", kr, "two whole numbers [low, high] with 2 <= low <= high")
-        for key, least in (("n_init", 1), ("silhouette_sample", 3), ("ward_sample", 3)):
+        for key, least in (("n_init", 1), ("silhouette_sample", 3), ("ward_sample", 3),
+                           ("fit_sample", 3)):
             value = getattr(self, key)
             if not (_is_int(value) and int(value) >= least):
                 bad(key, value, f"a whole number of at least {least}")

@@ -34,6 +34,10 @@ SOCIAL_INDICATORS: Final[dict[str, int]] = {
 RESOURCE_INDICATORS: Final = ("teacher_vacancy_rate", "share_teachers_top_category")
 SCHOOLS_OPTIONAL: Final = tuple(SOCIAL_INDICATORS) + RESOURCE_INDICATORS
 SCHOOLS_COLUMNS: Final = SCHOOLS_REQUIRED + SCHOOLS_OPTIONAL
+#: Beyond the contract: the region (субъект РФ) of a school in a national file.  Without it
+#: the data are one region; with it a national report summarises by region what a regional
+#: report lists by municipality (:mod:`analysis.publish.regions`).
+SCHOOLS_EXTRA: Final = ("region",)
 
 SETTLEMENT_TYPES: Final = ("city", "town", "village")
 SCHOOL_TYPES: Final = ("basic", "secondary", "advanced", "gymnasium", "lyceum", "adapted", "other")
@@ -60,7 +64,8 @@ STUDENTS_COLUMNS: Final = RESULT_KEY + ("student_key", "score", "mark", "ses")
 
 #: Each table's canonical columns, and the required ones (students: the result key).
 TABLE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
-    "schools": SCHOOLS_COLUMNS, "results": RESULTS_COLUMNS, "students": STUDENTS_COLUMNS,
+    "schools": SCHOOLS_COLUMNS + SCHOOLS_EXTRA, "results": RESULTS_COLUMNS,
+    "students": STUDENTS_COLUMNS,
 }
 REQUIRED_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "schools": SCHOOLS_REQUIRED, "results": RESULTS_REQUIRED, "students": RESULT_KEY,

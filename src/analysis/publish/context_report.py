@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from analysis.publish.figures import ROLE
 from analysis.publish.typeset import number
@@ -27,6 +27,7 @@ from analysis.publish.report import (
     html_table,
     index_warnings,
     label_categories,
+    listing,
     para,
     stat,
 )
@@ -217,11 +218,20 @@ def fig_profile_heatmap(d, lang: str = "ru") -> plt.Figure:
     mat.columns = [textwrap.fill(f"{k}. {c['names'][lang][str(k)]}", 22) for k in mat.columns]
     fig, ax = plt.subplots(figsize=(2.4 + 1.6 * mat.shape[1], 0.4 * mat.shape[0] + 1.4))
     annot = mat.apply(lambda col: [number(v, "+.2f", lang) for v in col])
-    sns.heatmap(mat, cmap="RdBu_r", center=0, annot=annot.to_numpy(), fmt="", cbar=False,
-                ax=ax, annot_kws={"size": 8})
-    ax.set_xticklabels(ax.get_xticklabels(), rotation=0, fontsize=8)
+    values = mat.to_numpy(dtype="float64")
+    span = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+    ax.imshow(values, cmap="RdBu_r", vmin=-(span or 1.0), vmax=span or 1.0, aspect="auto",
+              interpolation="nearest")
+    for (i, j), text in np.ndenumerate(annot.to_numpy()):  # k x rows cells: a few dozen
+        dark = abs(values[i, j]) > 0.6 * span
+        ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                color="white" if dark else "black")
+    ax.set_xticks(range(mat.shape[1]), list(mat.columns), fontsize=8)
+    ax.set_yticks(range(mat.shape[0]), list(mat.index), fontsize=8)
     ax.xaxis.tick_top()
-    ax.set_yticklabels(ax.get_yticklabels(), fontsize=8)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
     fig.tight_layout()
     return fig
 
@@ -258,10 +268,10 @@ def section_similar(d, lang: str, min_n: int, top_n: int) -> str:
         para("report.similar_text", lang, k=s["k"], min_n=min_n, n_ranked=s["n_ranked"],
              n=s["n_schools"]),
         para("report.similar_low", lang, p=int(LOW_PERCENTILE)),
-        html_table(table, lang, max_rows=top_n, formats={
+        listing(table, lang, d, max_rows=top_n, formats={
             "percentile": lambda v: na if pd.isna(v) else f"{float(v):.0f}",
             "twin_gap": lambda v: na if pd.isna(v) else f"+{float(v):.3f}",
-            "twin_better": lambda v: "" if pd.isna(v) else str(v)}),
+            "twin_better": lambda v: "" if pd.isna(v) else str(v)}, group=None),
     ])
 
 

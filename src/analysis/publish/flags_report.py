@@ -19,17 +19,17 @@ What every function here keeps to:
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from analysis.flags.rules import TYPOLOGY
 from analysis.i18n import label, t
 from analysis.ingest.schema import PROCEDURES, SETTLEMENT_TYPES
-from analysis.publish.report import heading, html_table, para, stat
+from analysis.publish.report import heading, html_table, listing, para, regions_of, stat
 
 #: Lists whose schools get a "why this school" card, in the order of the card's title.
 CARD_LISTS = ("resilient", "needs_review", "shnor", "shnsu", "risk_zone", "objectivity_flag")
@@ -121,7 +121,8 @@ def _p(text: str) -> str:
 
 def level_text(z: float | None) -> str | None:
     """Two-sided confidence level of ``z`` as a percentage (1.96 -> "95%")."""
-    return None if z is None else f"{2.0 * float(norm.cdf(float(z))) - 1.0:.0%}"
+    # 2 Phi(z) - 1 = erf(z / sqrt 2): no scipy.stats import (about 1 s) for one number
+    return None if z is None else f"{math.erf(float(z) / math.sqrt(2.0)):.0%}"
 
 
 def fmt_values(values: Any, spec: str, na_text: str = "") -> pd.Series:
@@ -313,12 +314,11 @@ def section_resilient(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n: 
     return "\n".join([
         heading("report.list_resilient", lang, 3),
         _p(effect), _p(rule), _p(robust),
-        html_table(resilient_table(f.loc[f["resilient"]], lang, min_n), lang, max_rows=top_n,
-                   group="municipality"),
+        listing(resilient_table(f.loc[f["resilient"]], lang, min_n), lang, d, max_rows=top_n),
         heading("report.list_needs_review", lang, 4),
         para("flags.needs_review_text", lang),
-        html_table(resilient_table(f.loc[f["needs_review"]], lang, min_n), lang,
-                   max_rows=top_n, group="municipality"),
+        listing(resilient_table(f.loc[f["needs_review"]], lang, min_n), lang, d,
+                max_rows=top_n),
         heading("report.list_specs", lang, 4),
         html_table(spec_table, lang),
         heading("report.list_by_settlement", lang, 4),
@@ -416,7 +416,7 @@ def section_shnor(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n: int)
         para("flags.shnor_count", lang, n=len(on), reliable=int(labels.get("reliable", 0)),
              borderline=int(labels.get("borderline", 0)),
              few=int(labels.get("few_participants", 0))),
-        html_table(shnor_table(d, lang, min_n), lang, max_rows=top_n, group="municipality"),
+        listing(shnor_table(d, lang, min_n), lang, d, max_rows=top_n),
     ])
 
 
@@ -445,7 +445,7 @@ def section_shnsu(d, lang: str, p: Mapping[str, Any], *, top_n: int) -> str:
         "anchored_index": fmt_values(on["anchored_index"], "+.2f", t("value.na", lang)),
     })
     return "\n".join([heading("report.list_shnsu", lang, 3), _p(rule), _p(count),
-                      html_table(table, lang, max_rows=top_n, group="municipality")])
+                      listing(table, lang, d, max_rows=top_n)])
 
 
 def risk_reasons(f: pd.DataFrame, lang: str, *, trend: bool = True) -> pd.Series:
@@ -481,7 +481,7 @@ def section_risk(d, lang: str, p: Mapping[str, Any], *, top_n: int) -> str:
         heading("report.list_risk_zone", lang, 3), _p(rule),
         para("flags.risk_count", lang, n=len(on), declining=int(on["declining"].sum()),
              low_below=int(on["risk_low_below"].sum())),
-        html_table(table, lang, max_rows=top_n, group="municipality")])
+        listing(table, lang, d, max_rows=top_n)])
 
 
 # --- 5.5 objectivity -------------------------------------------------------------------------
@@ -569,8 +569,7 @@ def section_objectivity(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n
         heading("report.list_objectivity", lang, 3),
         _p(_opt("flags.objectivity_rule", lang, min_n=min_n, level=level)),
         f"<ul>{items}</ul>" if items else "", _p(count),
-        html_table(evidence_table(d, lang, min_n), lang, max_rows=top_n,
-                   group="municipality")])
+        listing(evidence_table(d, lang, min_n), lang, d, max_rows=top_n)])
 
 
 # --- 5.6 changes -----------------------------------------------------------------------------
@@ -628,8 +627,7 @@ def section_changes(d, lang: str, *, top_n: int) -> str:
     if d.changes.empty:
         out.append(para("flags.changes_none", lang))
     else:
-        out.append(html_table(changes_table(d, lang), lang, max_rows=top_n,
-                              group="municipality"))
+        out.append(listing(changes_table(d, lang), lang, d, max_rows=top_n))
     return "\n".join(out)
 
 
@@ -837,6 +835,11 @@ def section_cards(d, lang: str, flags: Mapping[str, Any] | None = None, *,
     name within it."""
     f = d.flags.loc[flagged(d.flags)].sort_values(
         ["municipality", "school_name", "school_id"], kind="stable")
+    regions = regions_of(d)
+    if regions is not None:  # thousands of cards would not read: the downloads hold them
+        return "\n".join([heading("report.list_cards", lang),
+                          para("report.national_cards", lang, n=len(f),
+                               n_regions=regions.nunique())])
     cards = school_cards(d, lang, flags, min_n=min_n, compact=compact)
     out = [heading("report.list_cards", lang), para("flags.cards_text", lang, n=len(f),
                                                         min_n=min_n)]
@@ -898,18 +901,21 @@ def section_typology(d, lang: str, flags: Mapping[str, Any] | None = None) -> st
     groups = pd.DataFrame({"typology": [label("typology", k, lang) for k in TYPOLOGY],
                            "definition": [t(f"typology_def.{k}", lang) for k in TYPOLOGY],
                            "n_schools": counts.astype("int64").to_numpy()})
-    by_mun = pd.crosstab(f["municipality"].astype(object), f["typology"]).reindex(
-        columns=list(TYPOLOGY), fill_value=0)
+    regions = regions_of(d)  # a report over several regions counts by region, not by MO
+    area = "municipality" if regions is None else "region"
+    where = (f["municipality"].astype(object) if regions is None
+             else f["municipality"].astype(str).map(regions).astype(object))
+    by_mun = pd.crosstab(where, f["typology"]).reindex(columns=list(TYPOLOGY), fill_value=0)
     by_mun[t("col.total", lang)] = by_mun.sum(axis=1)
     by_mun.columns = [label("typology", c, lang) if c in TYPOLOGY else c
                       for c in by_mun.columns]
-    by_mun.index.name = "municipality"
+    by_mun.index.name = area
     return "\n".join([
         heading("report.typology", lang), _p(text),
         heading("report.typology_matrix", lang, 3), para("flags.typology_matrix_note", lang),
         html_table(shown, lang, index=True),
         heading("report.typology_labels", lang, 3), html_table(groups, lang),
-        heading("report.typology_by_municipality", lang, 3),
+        heading(f"report.typology_by_{area}", lang, 3),
         html_table(by_mun.sort_index(), lang, index=True),
     ])
 

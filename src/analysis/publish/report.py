@@ -19,7 +19,6 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
 from analysis.i18n import label, t
 from analysis.publish.figures import ROLE
@@ -200,15 +199,52 @@ def quality_formula_text(p: Mapping[str, Any], lang: str = "ru") -> str:
 
 def fig_distributions(index: pd.Series, quality: pd.Series, lang: str = "ru") -> plt.Figure:
     """Histograms of the social well-being index and the quality index."""
+    # plain matplotlib: seaborn's import (with scipy.stats) costs more than the figure
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    sns.histplot(index.dropna(), bins=30, ax=axes[0], color=ROLE["fit"])
-    axes[0].set_xlabel(t("report.gradient_axis_x", lang))
-    sns.histplot(quality.dropna(), bins=30, ax=axes[1], color=ROLE["resilient"])
-    axes[1].set_xlabel(t("report.gradient_axis_y", lang))
+    for ax, values, colour, axis in ((axes[0], index, ROLE["fit"], "x"),
+                                     (axes[1], quality, ROLE["resilient"], "y")):
+        ax.hist(values.dropna().to_numpy(dtype="float64"), bins=30, color=colour, alpha=0.75,
+                edgecolor="white", linewidth=0.5)
+        ax.set_xlabel(t(f"report.gradient_axis_{axis}", lang))
     for ax in axes:
         ax.set_ylabel(t("col.n_schools", lang))
     fig.tight_layout()
     return fig
+
+
+def regions_of(d) -> pd.Series | None:
+    """Municipality -> region when the schools come from several regions (a national file
+    with the optional ``region`` column), else ``None`` (a regional report)."""
+    sy = d.schools_year
+    if "region" not in sy or sy["region"].nunique(dropna=True) < 2:
+        return None
+    return (sy.dropna(subset=["region"]).drop_duplicates("municipality")
+            .set_index("municipality")["region"].astype(str))
+
+
+def by_region(df: pd.DataFrame, regions: pd.Series) -> pd.DataFrame:
+    """A list of schools (a ``municipality`` column) counted per region: every region, with
+    the schools listed and the municipalities that have any."""
+    mun = df["municipality"].astype(str)
+    table = pd.DataFrame({"region": mun.map(regions).fillna(""), "municipality": mun})
+    counts = table.groupby("region", sort=True).agg(
+        n_listed=("municipality", "size"), n_municipalities_listed=("municipality", "nunique"))
+    every = pd.Index(sorted(set(regions)), name="region")
+    return counts.reindex(every, fill_value=0).astype("int64").reset_index()
+
+
+def listing(df: pd.DataFrame, lang: str, d, *, max_rows: int | None = None,
+            formats: Mapping[str, Formatter] | None = None,
+            group: str | None = "municipality") -> str:
+    """A list of schools: in full, grouped by municipality (a regional report); in a report
+    over several regions, counted per region (:func:`by_region`) and the full list left to
+    the downloads, so a national page stays readable (2,300 municipalities)."""
+    regions = regions_of(d)
+    if regions is None or "municipality" not in df:
+        return html_table(df, lang, max_rows=max_rows, group=group, formats=formats)
+    return "\n".join([para("report.national_listing", lang, n=len(df),
+                           n_regions=regions.nunique()),
+                      html_table(by_region(df, regions), lang, max_rows=max_rows)])
 
 
 def _param_keys() -> dict[str, str]:
@@ -585,12 +621,16 @@ def section_exclusions(d, lang: str, top_n: int) -> str:
     acc = label_categories(d.accounting, lang)
     led = excluded_rows(d.ledger)
     students = excluded_students(d.ledger)
+    regions = regions_of(d)
+    listed = (para("report.national_exclusions", lang, n=len(led), n_regions=regions.nunique())
+              if regions is not None else
+              html_table(label_categories(led, lang), lang, max_rows=top_n,
+                         caption=t("report.exclusions_caption", lang, n=len(led))))
     return "\n".join([
         heading("report.exclusions", lang, 3), para("report.exclusions_text", lang),
         html_table(acc, lang),
         heading("report.exclusions_list", lang, 3),
-        html_table(label_categories(led, lang), lang, max_rows=top_n,
-                   caption=t("report.exclusions_caption", lang, n=len(led))),
+        listed,
         *([para("report.exclusions_students", lang),
            html_table(label_categories(students, lang), lang)] if len(students) else []),
     ])

@@ -99,9 +99,13 @@ def schools_table(d, min_n: int, lang: str = "ru") -> pd.DataFrame:
     small = pd.to_numeric(f["n_students"], errors="coerce").fillna(0) < min_n
     f["quality_index"] = f["quality_index"].where(~small)
     f["quality_group"] = f["quality_group"].where(~small)
-    out = f.reindex(columns=list(SCHOOL_COLUMNS))
-    return out.sort_values(["municipality", "school_name", "school_id"], kind="stable",
-                           ignore_index=True)
+    columns = list(SCHOOL_COLUMNS)
+    if "region" in sy:  # a national file: each school's region beside its municipality
+        f["region"] = f["school_id"].map(sy["region"])
+        columns.insert(columns.index("municipality"), "region")
+    out = f.reindex(columns=columns)
+    return out.sort_values([c for c in ("region", "municipality", "school_name", "school_id")
+                            if c in out], kind="stable", ignore_index=True)
 
 
 def shnor_procedures_table(d, min_n: int) -> pd.DataFrame:
