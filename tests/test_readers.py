@@ -442,3 +442,368 @@ def test_property_decimal_comma(tmp_path, values, digits):
     assert df["value"].tolist() == dotted
     assert df["name"].tolist() == ["Иванов, Пётр"] * len(values)
     assert report.decimal == ","
+
+
+# --- CSV through the C parser: what it could get wrong ----------------------------------------
+
+
+def test_ragged_rows_short_padded_long_empty_dropped(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("a,b,c\n1\n2,3,4,,,\n5,6\n", encoding="utf-8")
+    df, report = read_text(path)
+    assert list(df.columns)[2:] == ["a", "b", "c"]
+    assert data(df) == [["1", None, None], ["2", "3", "4"], ["5", "6", None]]
+    assert df["source_row"].tolist() == [2, 3, 4]
+    assert report.notes == ()
+
+
+def test_ragged_row_wider_than_every_line_before_it(tmp_path):
+    # The only wide record is the last one, and its extra cell has a value.
+    path = tmp_path / "r.csv"
+    path.write_text("a;b\n1;2\n3;4;x\n", encoding="utf-8")
+    with pytest.raises(InputError) as exc:
+        read_text(path)
+    assert problem(exc) == Problem(
+        "r.csv", "column 3", "a header name above every column that has values", (1,))
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_quoted_line_breaks_keep_record_numbers(tmp_path, newline):
+    text = newline.join(["id,comment", '1,"first', 'second, third"', "2,x", '3,"a', "", 'b"',
+                         "4,y"]) + newline
+    path = tmp_path / "q.csv"
+    path.write_bytes(text.encode("utf-8"))
+    df, report = read_text(path)
+    # A row is a record: the header is row 1 and each record after it is one more row.
+    assert df["source_row"].tolist() == [2, 3, 4, 5]
+    assert data(df) == [["1", f"first{newline}second, third"], ["2", "x"],
+                        ["3", f"a{newline}{newline}b"], ["4", "y"]]
+    assert report.notes == ()
+
+
+def test_quoted_line_breaks_with_empty_rows_and_title(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_text('Отчёт;;\n\nКод;Имя;Балл\n001;"Школа\n№ 5";4,5\n\n;;\n002;"";\n',
+                    encoding="utf-8")
+    df, report = read_text(path)
+    assert report.header_row == 3
+    assert df["source_row"].tolist() == [4, 7]
+    assert data(df) == [["001", "Школа\n№ 5", "4.5"], ["002", None, None]]
+    assert report.notes == ("skipped 2 title rows above the header", "skipped 2 empty rows",
+                            "converted decimal commas to points in 1 cell (columns: Балл)")
+
+
+def test_blank_cells_and_rows_with_unicode_whitespace(tmp_path):
+    path = tmp_path / "w.csv"
+    path.write_text("a,b\n1, \n\xa0,\t\n\u3000 ,\x1c\n2,\xa0x\n", encoding="utf-8")
+    df, report = read_text(path)
+    assert df["source_row"].tolist() == [2, 5]
+    assert data(df) == [["1", " "], ["2", "\xa0x"]]  # blank cells are kept as they are
+    assert report.notes == ("skipped 2 empty rows",)
+
+
+def test_unicode_digits_follow_pythons_re(tmp_path):
+    # Python's \d and \s in the documented patterns match Unicode digits and spaces.
+    path = tmp_path / "u.csv"
+    path.write_text("name;x;y\nА;١٢,٥;12,5\xa0\nБ;x,1;１２,５\n", encoding="utf-8")
+    df, report = read_text(path)
+    assert data(df) == [["А", "١٢.٥", "12.5\xa0"], ["Б", "x,1", "１２.５"]]
+    assert report.notes == ("converted decimal commas to points in 3 cells (columns: x, y)",)
+
+
+def test_header_after_many_numeric_title_rows(tmp_path):
+    # The header is looked for in growing blocks of rows: one far down is still found.
+    rows = [["1", "2"]] * 100 + [["a", "b"], ["3", "4,5"]]
+    df, report = read_text(write_csv(tmp_path / "n.csv", rows, sep=";"))
+    assert report.header_row == 101
+    assert data(df) == [["3", "4.5"]]
+
+
+def test_no_header_like_row_takes_the_first(tmp_path):
+    path = tmp_path / "n.csv"
+    path.write_text("\n1,2\n3,4\n", encoding="utf-8")
+    df, report = read_text(path)
+    assert report.header_row == 2
+    assert list(df.columns)[2:] == ["1", "2"]
+    assert data(df) == [["3", "4"]]
+
+
+def test_explicit_utf8_keeps_bom_out_of_names(tmp_path):
+    path = tmp_path / "b.csv"
+    path.write_bytes(b"\xef\xbb\xbfyear,school_id\n2025,001\n")
+    df, report = read_text(path, ReadOptions(encoding="utf-8"))
+    assert list(df.columns)[2:] == ["year", "school_id"]
+    assert report.encoding == "utf-8"
+    # A BOM before a quote: for the csv module the first cell is not quoted.
+    path.write_bytes(b'\xef\xbb\xbf"year",school_id\n2025,001\n')
+    df, _ = read_text(path, ReadOptions(encoding="utf-8"))
+    assert list(df.columns)[2:] == ['"year"', "school_id"]
+
+
+def test_cp1251_with_quotes_and_line_breaks(tmp_path):
+    text = 'Код;Наименование;Доля\r\n007;"Школа ""Лицей""\r\n№ 2";0,25\r\n'
+    path = tmp_path / "c.csv"
+    path.write_bytes(text.encode("cp1251"))
+    df, report = read_text(path)
+    assert data(df) == [["007", 'Школа "Лицей"\r\n№ 2', "0.25"]]
+    assert report.encoding == "cp1251"
+
+
+def test_quote_left_open_at_the_end(tmp_path):
+    # The C parser refuses this; the csv module reads the rest of the file as one cell.
+    path = tmp_path / "o.csv"
+    path.write_text('a,b\n1,"open\n2,3\n', encoding="utf-8")
+    df, _ = read_text(path)
+    assert data(df) == [["1", "open\n2,3\n"]]
+    assert df["source_row"].tolist() == [2]
+
+
+def test_cell_over_the_csv_field_limit(tmp_path):
+    path = tmp_path / "big.csv"
+    path.write_text("a,b\n1," + "x" * 200 + "\n", encoding="utf-8")
+    limit = csv.field_size_limit(150)
+    try:
+        with pytest.raises(InputError) as exc:
+            read_text(path)
+    finally:
+        csv.field_size_limit(limit)
+    assert problem(exc).expected == "a readable .csv file"
+    assert problem(exc).value == "Error: field larger than field limit (150)"
+
+
+def test_ordinary_files_do_not_need_the_csv_module(tmp_path, monkeypatch):
+    from analysis.ingest import readers
+
+    def refuse(*args):
+        raise AssertionError("read by the csv module")
+
+    monkeypatch.setattr(readers, "_parse_python", refuse)
+    path = tmp_path / "t.csv"
+    path.write_text('Title;;\n\nid;name;x\n1;"a\nb";2,5\n\n3;c\n4;d;5;;\n', encoding="utf-8")
+    df, report = read_text(path)
+    assert df["source_row"].tolist() == [4, 6, 7]
+    assert data(df) == [["1", "a\nb", "2.5"], ["3", "c", None], ["4", "d", "5"]]
+    assert report.decimal == ","
+
+
+def test_whitespace_constant_is_pythons():
+    from analysis.ingest.readers import WHITESPACE
+
+    assert set(WHITESPACE) == {chr(i) for i in range(0x110000) if chr(i).isspace()}
+
+
+@PROPS
+@given(cells_=st.lists(st.text("0123456789-.,; \t\xa0\x1c\u2003١٢１a,", max_size=8),
+                       min_size=1, max_size=20))
+def test_property_vectorised_patterns_are_pythons(cells_):
+    import numpy as np
+
+    from analysis.ingest import readers
+
+    values = np.array(cells_, dtype=object)
+    for pattern in (readers.NUMBER, readers.COMMA_DECIMAL, readers.POINT_DECIMAL):
+        expected = [pattern.match(c) is not None for c in cells_]
+        assert readers._matches(values, pattern).tolist() == expected
+
+
+# --- The C path against the previous pure-Python reader ----------------------------------------
+
+
+def reference_read_csv(path, options=None):
+    """The CSV path of the previous reader (csv.reader and per-cell regular expressions),
+    kept as an oracle: ``(frame, report)``, or the ``InputError`` it raised."""
+    import re
+
+    from analysis.ingest import readers as r
+
+    options = options or ReadOptions()
+
+    number = re.compile(r"^\s*-?\d+([.,]\d+)?\s*$")
+    comma_number = re.compile(r"^\s*-?\d+(,\d+)?\s*$")
+    comma_decimal = re.compile(r"^\s*-?\d+,\d+\s*$")
+    point_decimal = re.compile(r"^\s*-?\d+\.\d+\s*$")
+
+    def blank(c):
+        return c is None or c.strip() == ""
+
+    name = path.name
+    try:
+        text, encoding, notes = r._decode(name, path.read_bytes(), options.encoding)
+        if not text.strip(r.BOM + " \t\r\n"):
+            raise r._empty(name)
+        separator = ","
+        for line in io.StringIO(text):
+            if ";" in line or "," in line:
+                separator = ";" if line.count(";") > line.count(",") else ","
+                break
+        try:
+            records = list(csv.reader(io.StringIO(text, newline=""), delimiter=separator))
+        except csv.Error as exc:
+            raise r._unreadable(name, "csv", exc) from None
+        rows = [(i, [c if c != "" else None for c in rec]) for i, rec in enumerate(records, 1)]
+        filled = [(n, cells) for n, cells in rows if not all(blank(c) for c in cells)]
+        if not filled:
+            raise r._empty(name)
+
+        def header_like(cells):
+            full = [c for c in cells if not blank(c)]
+            return len(full) >= 2 and 2 * len([c for c in full if not number.match(c)]) > len(
+                full)
+
+        if options.header_row is None:
+            header_row, header = next((x for x in filled if header_like(x[1])), filled[0])
+        else:
+            found = [x for x in filled if x[0] == options.header_row]
+            if not found:
+                raise InputError(Problem(name, "", f"a header in row {options.header_row}",
+                                         (options.header_row,), "an empty or missing row"))
+            header_row, header = found[0]
+        body = [(n, cells) for n, cells in filled if n > header_row]
+        if not body:
+            raise InputError(Problem(
+                name, "", f"at least one data row below the header (row {header_row})"))
+        width = max(len(header), *(len(cells) for _, cells in body))
+        names = [(header[i] if i < len(header) else None) for i in range(width)]
+        names = [None if c is None else c.replace(r.BOM, "").strip() or None for c in names]
+        problems, keep, seen = [], [], set()
+        for i, col in enumerate(names):
+            if col is None:
+                if any(i < len(cells) and not blank(cells[i]) for _, cells in body):
+                    problems.append(Problem(name, f"column {i + 1}", "a header name above "
+                                            "every column that has values", (header_row,)))
+                continue
+            if col in seen or col in r.RESERVED:
+                problems.append(Problem(name, col, "unique column names" if col in seen else
+                                        "a column name other than 'source_file' and "
+                                        "'source_row'", (header_row,)))
+            seen.add(col)
+            keep.append(i)
+        if problems:
+            raise InputError(problems)
+        body = [(n, [(cells + [None] * width)[i] for i in keep]) for n, cells in body]
+        columns = [names[i] for i in keep]
+        decimal, decimal_notes = ".", ()
+        if options.decimal != ".":
+            by_column = list(zip(*(cells for _, cells in body), strict=True))
+            whole = options.decimal == "," or (separator == ";" and any(
+                c is not None and comma_decimal.match(c) for col in by_column for c in col))
+            targets = [i for i, col in enumerate(by_column) if whole or (
+                any(c is not None and comma_decimal.match(c) for c in col)
+                and not any(c is not None and point_decimal.match(c) for c in col))]
+            changed = {}
+            for _, cells in body:
+                for i in targets:
+                    c = cells[i]
+                    if c is not None and "," in c and comma_number.match(c):
+                        cells[i] = c.replace(",", ".")
+                        changed[i] = changed.get(i, 0) + 1
+            decimal = "," if (changed or whole) else "."
+            if changed:
+                cells_note = r._count(sum(changed.values()), "cell")
+                names_note = ", ".join(columns[i] for i in sorted(changed))
+                note = f"converted decimal commas to points in {cells_note} (columns: {names_note})"
+                decimal_notes = (note,)
+        layout = []
+        if header_row > 1:
+            layout.append(f"skipped {r._count(header_row - 1, 'title row')} above the header")
+        empty = sum(1 for n, cells in rows if n > header_row and all(blank(c) for c in cells))
+        if empty:
+            layout.append(f"skipped {r._count(empty, 'empty row')}")
+    except InputError as exc:
+        return exc
+    df = pd.DataFrame([cells for _, cells in body], columns=columns, dtype=object)
+    df.insert(0, "source_row", pd.Series([n for n, _ in body], dtype="int64"))
+    df.insert(0, "source_file", pd.Series([name] * len(body), dtype=object))
+    report = ReadReport(name, "csv", encoding, separator, decimal, header_row,
+                        notes + tuple(layout) + decimal_notes, sha256=file_sha256(path),
+                        size=path.stat().st_size)
+    return df, report
+
+
+def assert_same_as_reference(path, options=None):
+    options = options or ReadOptions()
+    expected = reference_read_csv(path, options)
+    if isinstance(expected, InputError):
+        with pytest.raises(InputError) as exc:
+            read_text(path, options)
+        assert exc.value.problems == expected.problems
+        return
+    df, report = read_text(path, options)
+    assert report == expected[1]
+    assert list(df.columns) == list(expected[0].columns)
+    assert df.dtypes.tolist() == expected[0].dtypes.tolist()
+    assert df.values.tolist() == expected[0].values.tolist()
+    assert all(c is None or type(c) is str for c in df.iloc[:, 2:].to_numpy().ravel())
+
+
+TRICKY = {
+    "title_empty_ragged.csv": (("Сводка;;;\r\n\r\nКод;Имя;Балл\r\n1;\"Иванов; Пётр\";12,5\r\n"
+                                ";;\r\n2;Петров\r\n3;x;1,0;;\r\n"), "utf-8"),
+    "multiline_quotes.csv": ('a,b,c\n"1\n2",3,"x ""y"" z"\n4,"5\r\n6",\n"",,\n7,8,9',
+                             "utf-8-sig"),
+    "cp1251.csv": ("Наименование ОО;Код ОО;Доля\r\nШкола № 5;007;12,5\r\nЛицей;008;7\r\n",
+                   "cp1251"),
+    "comma_decimals.csv": ('id,x,y,name\n1,"1,5","2,5","Иванов, Пётр"\n2,3,2.5,"a"\n',
+                           "utf-8"),
+    "quote_quirks.csv": ('a,b\n"x"y,z"w\n x ,"" \n"a""b",c\n', "utf-8"),
+    "cr_only.csv": ("a;b\r1;2,5\r\r3;4\r", "utf-8"),
+    "open_quote.csv": ('a,b\n1,2\n3,"4\n5', "utf-8"),
+    "unnamed_values.csv": ("a,,c\n1,2,3\n", "utf-8"),
+    "duplicate_names.csv": ("a; a ;b\n1;2;3\n", "utf-8"),
+    "numeric_only.csv": ("1,2\n3,4\n", "utf-8"),
+    "header_only.csv": ("a,b\n\n , \n", "utf-8"),
+    "bom_twice.csv": ("\ufeff\ufeffa,b\n1,2\n", "utf-8-sig"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRICKY))
+def test_tricky_files_same_as_previous_reader(tmp_path, name):
+    text, encoding = TRICKY[name]
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    assert_same_as_reference(path)
+    assert_same_as_reference(path, ReadOptions(decimal=","))
+    assert_same_as_reference(path, ReadOptions(encoding="utf-8" if encoding != "cp1251"
+                                               else "cp1251", header_row=2))
+
+
+def test_lone_surrogates_from_a_requested_encoding(tmp_path):
+    # UTF-7 can decode to a lone surrogate, which Arrow cannot hold: checked cell by cell.
+    path = tmp_path / "s.csv"
+    path.write_bytes(b"a;b\n1,5;+2AA-\n+2AA-,5;2,5\n")
+    assert_same_as_reference(path, ReadOptions(encoding="utf-7"))
+    df, _ = read_text(path, ReadOptions(encoding="utf-7"))
+    assert data(df) == [["1.5", "\ud800"], ["\ud800,5", "2.5"]]
+
+
+def test_large_file_same_as_previous_reader(tmp_path):
+    # Big enough for the C parser to read it in several chunks, with quoted line breaks.
+    import random
+
+    rng = random.Random(3)
+    values = ["12", "12,5", "-0,75", "1.5", '"Иванов; Пётр"', '"a\nb"', '"x ""q"" y"', "",
+              " ", "\xa0", "007", '"1\r\n2"']
+    lines = ["Заголовок;;;", "", "Код;Имя;Балл;Доля"]
+    for _ in range(20000):
+        draw = rng.random()
+        width = 4 if draw > 0.03 else rng.randint(0, 4)
+        lines.append(";".join(rng.choice(values) for _ in range(width)))
+    path = tmp_path / "large.csv"
+    path.write_bytes("\r\n".join(lines).encode("utf-8"))
+    assert_same_as_reference(path)
+
+
+PIECES = ["a", "Иванов", "12", "12,5", " -0,75 ", "1.5", "١٢,٥", ",", ";", '"', '""', "\n",
+          "\r\n", "\r", " ", "\xa0", "\t", "\ufeff", "№ 5"]
+
+
+@PROPS
+@given(pieces=st.lists(st.sampled_from(PIECES), min_size=1, max_size=40),
+       encoding=st.sampled_from(["utf-8", "utf-8-sig", "cp1251"]),
+       options=st.sampled_from([ReadOptions(), ReadOptions(decimal=","),
+                                ReadOptions(encoding="utf-8", header_row=2)]))
+def test_property_same_as_previous_reader(tmp_path, pieces, encoding, options):
+    path = tmp_path / "p.csv"
+    text = "".join(pieces)
+    path.write_bytes(text.encode(encoding, errors="replace"))
+    assert_same_as_reference(path, options)

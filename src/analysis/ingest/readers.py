@@ -31,6 +31,14 @@ Row numbers (``source_row``) are those the analyst sees in a spreadsheet: the he
 row ``header_row`` and the first data row is ``header_row + 1``.  For CSV a row is a record,
 so it matches a text editor's line numbers unless a quoted cell spans several lines.
 Completely empty rows (every cell empty or blank) are dropped without renumbering.
+
+How (not what): a CSV file is split into cells by pandas' C parser, with the same records
+and cells as Python's :mod:`csv` module; the few files it cannot read that way (a quote left
+open at the end, a cell longer than :func:`csv.field_size_limit`, ...) are read by the
+:mod:`csv` module itself.  The cells are then kept column by column, and every check above
+(empty rows, the header, decimal commas) is computed per column with Arrow's vectorised
+string functions; the rare cells outside ASCII that could be digits or blanks are checked
+with Python's own regular expressions, so the results are those of Python's ``re``.
 """
 
 from __future__ import annotations
@@ -39,8 +47,10 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import logging
 import math
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +58,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from analysis.errors import InputError, Problem
 
@@ -62,6 +74,26 @@ COMMA_NUMBER = re.compile(r"^\s*-?\d+(,\d+)?\s*$")
 COMMA_DECIMAL = re.compile(r"^\s*-?\d+,\d+\s*$")
 POINT_DECIMAL = re.compile(r"^\s*-?\d+\.\d+\s*$")
 MAX_REASON = 200
+
+#: Every character Python's ``str.isspace`` (and ``\\s`` in a ``str`` pattern) accepts.
+WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004"
+              "\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+_ASCII_SPACE = r"[\t-\r\x1c- ]"  # Python's \s restricted to ASCII, for RE2
+_ASCII_DIGIT = "[0-9]"  # Python's \d restricted to ASCII
+#: The patterns above in RE2 syntax for ASCII cells (anchored: ``re.match`` of a pattern
+#: that ends in ``\\s*$`` is a full match).
+_RE2 = {
+    NUMBER: rf"^{_ASCII_SPACE}*-?{_ASCII_DIGIT}+(?:[.,]{_ASCII_DIGIT}+)?{_ASCII_SPACE}*$",
+    COMMA_DECIMAL: rf"^{_ASCII_SPACE}*-?{_ASCII_DIGIT}+,{_ASCII_DIGIT}+{_ASCII_SPACE}*$",
+    POINT_DECIMAL: rf"^{_ASCII_SPACE}*-?{_ASCII_DIGIT}+\.{_ASCII_DIGIT}+{_ASCII_SPACE}*$",
+}
+_LETTER = r"\pL"
+#: A CSV whose widest line would pad more than this many cells beyond four times its real
+#: cells is read by the csv module instead (e.g. one quoted cell holding 10,000 commas).
+_PAD_BUDGET = 1 << 22
+_BLOCK = 1 << 20  # bytes per block when counting separators per line
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -129,13 +161,53 @@ class ReadReport:
 
 
 @dataclass(frozen=True)
-class _Grid:
-    """Raw cells of a file before the header is found, with format-specific findings."""
+class _Column:
+    """One column of a file's raw cells, with the masks the vectorised checks need.
 
-    rows: list[Row]
+    Attributes
+    ----------
+    cells
+        Object array, one cell per row: ``str`` (``""`` when empty) or ``None``.
+    empty
+        Cells that are ``None`` or ``""`` (they become ``None`` in the output).
+    filled
+        Cells that are not blank (not empty and not only whitespace).
+    comma
+        Cells holding a ``,`` (the only ones that can hold a decimal comma).
+    longest
+        Length of the longest cell in UTF-8 bytes.
+    """
+
+    cells: np.ndarray
+    empty: np.ndarray
+    filled: np.ndarray
+    comma: np.ndarray
+    longest: int
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Raw cells of a file before the header is found, with format-specific findings.
+
+    ``columns`` all have one cell per row; ``numbers`` are the rows' numbers as the analyst
+    sees them (int64, increasing).  Rows shorter than the widest are padded with ``None``.
+    """
+
+    columns: list[_Column]
+    numbers: np.ndarray
     encoding: str | None = None
     separator: str | None = None
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Table:
+    """Where the header and the data rows are in a grid."""
+
+    header_row: int  # the header's number as the analyst sees it
+    header: list[Cell]
+    body: np.ndarray  # positions (into the grid's rows) of the non-empty rows below it
+    filled: np.ndarray  # per grid row: not completely empty
 
 
 def read_text(
@@ -164,18 +236,19 @@ def read_text(
         extension, a missing sheet, duplicate or missing column names.
     """
     path, name, fmt, grid = _grid(path, options)
-    header_row, header, body = _split_header(name, grid.rows, options.header_row)
-    columns, keep = _column_names(name, header, body, header_row)
-    body = [(number, [cells[i] for i in keep]) for number, cells in body]
+    table = _split_header(name, grid, options.header_row)
+    columns, keep = _column_names(name, grid, table)
+    commas = [grid.columns[i].comma[table.body] for i in keep]
+    cells = _body_cells(grid, table.body, keep)
     decimal, decimal_notes = (None, ()) if fmt == "parquet" else _fix_decimals(
-        body, columns, grid.separator, options.decimal)
+        cells, commas, columns, grid.separator, options.decimal)
     report = ReadReport(
         file=name, format=fmt, encoding=grid.encoding, separator=grid.separator,
-        decimal=decimal, header_row=header_row,
-        notes=grid.notes + _layout_notes(grid.rows, header_row) + decimal_notes,
+        decimal=decimal, header_row=table.header_row,
+        notes=grid.notes + _layout_notes(grid, table) + decimal_notes,
         sha256=file_sha256(path), size=path.stat().st_size,
     )
-    return _frame(name, columns, body), report
+    return _frame(name, columns, grid.numbers[table.body], cells), report
 
 
 def file_sha256(path: str | Path) -> str:
@@ -191,7 +264,7 @@ def read_header(path: str | Path, options: ReadOptions = ReadOptions()) -> list[
     """The header cells of a file (stripped, empty ones left out), found as
     :func:`read_text` finds them; the file may have no data rows (a template)."""
     _, name, _, grid = _grid(path, options)
-    _, header, _ = _split_header(name, grid.rows, options.header_row, require_body=False)
+    header = _split_header(name, grid, options.header_row, require_body=False).header
     return [str(c).replace(BOM, "").strip() for c in header if not _blank(c)]
 
 
@@ -212,15 +285,16 @@ def _grid(path: str | Path, options: ReadOptions) -> tuple[Path, str, str, _Grid
 def _read_csv(path: Path, options: ReadOptions) -> _Grid:
     data = path.read_bytes()
     text, encoding, notes = _decode(path.name, data, options.encoding)
+    del data
     if not text.strip(BOM + " \t\r\n"):
         raise _empty(path.name)
     separator = _separator(text)
-    try:
-        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=separator))
-    except csv.Error as exc:
-        raise _unreadable(path.name, "csv", exc) from None
-    rows = [(i, [c if c != "" else None for c in rec]) for i, rec in enumerate(records, 1)]
-    return _Grid(rows, encoding, separator, notes)
+    columns = _parse_c(text, separator)
+    if columns is None:
+        log.debug("%s: read by the csv module (the C parser cannot)", path.name)
+        columns, _ = _from_rows(_parse_python(path.name, text, separator))
+    rows = len(columns[0].cells) if columns else 0
+    return _Grid(columns, np.arange(1, rows + 1, dtype=np.int64), encoding, separator, notes)
 
 
 def _decode(name: str, data: bytes, encoding: str | None) -> tuple[str, str, tuple[str, ...]]:
@@ -245,11 +319,103 @@ def _decode(name: str, data: bytes, encoding: str | None) -> tuple[str, str, tup
 
 
 def _separator(text: str) -> str:
-    """``;`` when the first line with a separator has more ``;`` than ``,``, else ``,``."""
-    for line in io.StringIO(text):
+    """``;`` when the first line with a separator has more ``;`` than ``,``, else ``,``.
+
+    Lines end at ``\\n`` (as :class:`io.StringIO` splits them; a ``\\r`` stays in its line).
+    """
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        line = text[start:end]
         if ";" in line or "," in line:
             return ";" if line.count(";") > line.count(",") else ","
+        start = end
     return ","
+
+
+def _parse_c(text: str, separator: str) -> list[_Column] | None:
+    """The cells of a CSV text, split by pandas' C parser, column by column.
+
+    The C parser splits records and cells as :func:`csv.reader` does (quotes, doubled
+    quotes, text after a closing quote, line breaks in quoted cells, ``\\r``, ``\\n`` and
+    ``\\r\\n``, empty lines as records, short rows), so record *i* is row *i*.  Empty cells
+    are ``""``.  ``None`` means the csv module must read the file: the C parser rejects it
+    (a quote still open at the end of the file, a record wider than any line because of
+    quoted line breaks), a cell is longer than :func:`csv.field_size_limit` (the csv module
+    refuses the file, with its message), the grid would be mostly padding, or the text
+    starts with a BOM before a quote (``\\ufeff"a"`` is one unquoted cell for csv, while the
+    C parser drops a leading BOM and unquotes ``"a"``).
+    """
+    body = text.lstrip(BOM)  # BOMs here only with a requested encoding: detection strips one
+    lead = len(text) - len(body)
+    if lead and body[:1] == '"':
+        return None
+    try:
+        raw = body.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, from an exotic requested encoding
+        return None
+    width = _max_fields(raw, separator)
+    if width is None:
+        return None
+    try:
+        with warnings.catch_warnings():
+            # a first record wider than ``width`` is cut with a warning (the others raise)
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(
+                io.BytesIO(raw), sep=separator, engine="c", header=None, names=range(width),
+                index_col=False, dtype=object, na_filter=False, keep_default_na=False,
+                skip_blank_lines=False, quotechar='"', doublequote=True, escapechar=None,
+                skipinitialspace=False, comment=None, encoding="utf-8")
+    except (ValueError, pd.errors.ParserWarning):  # ParserError, EmptyDataError: ValueError
+        return None
+    del raw
+    values = [df[i].to_numpy(dtype=object) for i in range(width)]
+    del df
+    if lead:  # the csv module keeps leading BOMs in the first cell (the C parser drops one)
+        values[0] = values[0].copy()
+        values[0][0] = BOM * lead + (values[0][0] or "")
+    columns = [_column(v) for v in values]
+    if max(c.longest for c in columns) > csv.field_size_limit():
+        return None
+    return columns
+
+
+def _max_fields(raw: bytes, separator: str) -> int | None:
+    """An upper bound of the cells per record: separators in the fullest line, plus one.
+
+    Lines end at ``\\r`` or ``\\n``; the bytes are counted in blocks of ``_BLOCK``, to keep
+    the memory small.  ``None`` when padding every line to that width would mostly store
+    padding.
+    """
+    a = np.frombuffer(raw, dtype=np.uint8)
+    sep = ord(separator)
+    widest = lines = seps = carry = 0  # carry: separators since the last line break
+    for start in range(0, a.size, _BLOCK):
+        block = a[start:start + _BLOCK]
+        count = np.cumsum(block == sep, dtype=np.int64)
+        ends = np.flatnonzero((block == ord("\n")) | (block == ord("\r")))
+        seps += int(count[-1])
+        if not ends.size:
+            carry += int(count[-1])
+            continue
+        at = count[ends]
+        per_line = np.diff(at, prepend=0)
+        per_line[0] += carry
+        widest = max(widest, int(per_line.max()))
+        carry = int(count[-1] - at[-1])
+        lines += ends.size
+    widest = max(widest, carry)  # the last line, when the text does not end with a break
+    lines += 1
+    return widest + 1 if (widest + 1) * lines <= 4 * (seps + lines) + _PAD_BUDGET else None
+
+
+def _parse_python(name: str, text: str, separator: str) -> list[Row]:
+    try:
+        records = list(csv.reader(io.StringIO(text, newline=""), delimiter=separator))
+    except csv.Error as exc:
+        raise _unreadable(name, "csv", exc) from None
+    return [(i, [c if c != "" else None for c in rec]) for i, rec in enumerate(records, 1)]
 
 
 # --- XLSX ----------------------------------------------------------------------------------
@@ -271,7 +437,8 @@ def _read_xlsx(path: Path, options: ReadOptions) -> _Grid:
     notes = (f"formula errors in cells {', '.join(errors)}",) if errors else ()
     if options.sheet is not None:
         notes = (f"read sheet '{sheet.title}'",) + notes
-    return _Grid(rows, notes=notes)
+    columns, numbers = _from_rows(rows)
+    return _Grid(columns, numbers, notes=notes)
 
 
 def _sheet(name: str, workbook: Any, wanted: str | int | None) -> Any:
@@ -309,12 +476,15 @@ def _read_parquet(path: Path, options: ReadOptions) -> _Grid:
         raise _unreadable(path.name, "parquet", exc) from None
     if not isinstance(df.index, pd.RangeIndex):
         df = df.reset_index()
-    header = [_value_text(c) for c in df.columns]
-    body = [[_value_text(v) for v in df[c].tolist()] for c in df.columns]
-    rows = [(1, header)] + [(i, list(cells)) for i, cells in enumerate(zip(*body, strict=True), 2)]
+    columns = []
+    for name in df.columns:
+        cells = np.empty(len(df) + 1, dtype=object)
+        cells[0] = _value_text(name)
+        cells[1:] = [_value_text(v) for v in df[name].tolist()]
+        columns.append(_column(cells))
     notes = ("header row option ignored: a Parquet file's header is row 1",) if (
         options.header_row not in (None, 1)) else ()
-    return _Grid(rows, notes=notes)
+    return _Grid(columns, np.arange(1, len(df) + 2, dtype=np.int64), notes=notes)
 
 
 _GRID_READERS: dict[str, Callable[[Path, ReadOptions], _Grid]] = {
@@ -348,6 +518,89 @@ def _float_text(value: float) -> Cell:
     return repr(value)
 
 
+# --- Columns of cells and vectorised checks ------------------------------------------------
+
+
+def _from_rows(rows: list[Row]) -> tuple[list[_Column], np.ndarray]:
+    """Columns of rows of cells (short rows padded with ``None``) and the rows' numbers."""
+    width = max((len(cells) for _, cells in rows), default=0)
+    grid = np.full((len(rows), width), None, dtype=object)
+    for r, (_, cells) in enumerate(rows):
+        grid[r, : len(cells)] = cells
+    numbers = np.array([n for n, _ in rows], dtype=np.int64)
+    return [_column(grid[:, i].copy()) for i in range(width)], numbers
+
+
+def _arrow(cells: np.ndarray) -> pa.Array | None:
+    """An object array of ``str``/``None`` as one Arrow string array (64-bit offsets).
+
+    ``None`` when a cell is not valid Unicode (a lone surrogate, which only an exotic
+    requested encoding such as UTF-7 produces): the callers then work cell by cell.
+    """
+    try:
+        return pa.array(cells, type=pa.large_string(), from_pandas=True)
+    except UnicodeEncodeError:
+        return None
+
+
+def _flags(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow result as a numpy bool array, missing values as ``False``."""
+    return pc.fill_null(values, False).to_numpy(zero_copy_only=False)
+
+
+_SPACE_SET = pa.array(list(WHITESPACE), type=pa.large_string())
+
+
+def _column(cells: np.ndarray) -> _Column:
+    """A column with its masks: one pass of Arrow kernels, Python only for cells that start
+    with whitespace (``str.strip`` decides whether they are blank)."""
+    arrow = _arrow(cells)
+    if arrow is None:
+        return _Column(cells, np.array([c is None or c == "" for c in cells], dtype=bool),
+                       np.array([not _blank(c) for c in cells], dtype=bool),
+                       _contains(cells, ","),
+                       max((len(c.encode("utf-8", "surrogatepass")) for c in cells if c),
+                           default=0))
+    length = pc.fill_null(pc.binary_length(arrow), 0).to_numpy()
+    empty = length == 0
+    filled = ~empty
+    spaced = np.flatnonzero(_flags(pc.is_in(pc.utf8_slice_codeunits(arrow, 0, 1),
+                                            value_set=_SPACE_SET)))
+    if spaced.size:
+        filled[spaced] = [c.strip() != "" for c in cells[spaced]]
+    comma = _flags(pc.match_substring(arrow, ","))
+    return _Column(cells, empty, filled, comma, int(length.max()) if length.size else 0)
+
+
+def _contains(cells: np.ndarray, part: str) -> np.ndarray:
+    """Which cells (``str`` or ``None``) contain ``part``."""
+    arrow = _arrow(cells)
+    if arrow is None:
+        return np.array([c is not None and part in c for c in cells], dtype=bool)
+    return _flags(pc.match_substring(arrow, part))
+
+
+def _matches(cells: np.ndarray, pattern: re.Pattern[str]) -> np.ndarray:
+    """``pattern.match(cell) is not None`` for an object array of ``str`` cells.
+
+    ASCII cells are matched by RE2 with the pattern restricted to ASCII (the same set of
+    strings).  A cell with other characters can only match through Unicode digits or
+    whitespace; those without a letter are matched by ``pattern`` itself (letters are never
+    digits or whitespace).
+    """
+    if not cells.size:
+        return np.zeros(0, dtype=bool)
+    arrow = _arrow(cells)
+    if arrow is None:
+        return np.array([pattern.match(c) is not None for c in cells], dtype=bool)
+    hit = _flags(pc.match_substring_regex(arrow, _RE2[pattern]))
+    other = np.flatnonzero(~_flags(pc.string_is_ascii(arrow)))
+    if other.size:
+        other = other[~_flags(pc.match_substring_regex(arrow.take(other), _LETTER))]
+        hit[other] = [pattern.match(c) is not None for c in cells[other]]
+    return hit
+
+
 # --- Header, columns and rows --------------------------------------------------------------
 
 
@@ -355,75 +608,107 @@ def _blank(cell: Cell) -> bool:
     return cell is None or cell.strip() == ""
 
 
-def _empty_row(cells: Sequence[Cell]) -> bool:
-    return all(_blank(c) for c in cells)
-
-
-def _looks_like_header(cells: Sequence[Cell]) -> bool:
-    filled = [c for c in cells if not _blank(c)]
-    text = [c for c in filled if not NUMBER.match(c)]
-    return len(filled) >= 2 and 2 * len(text) > len(filled)
-
-
-def _split_header(
-    name: str, rows: list[Row], wanted: int | None, require_body: bool = True
-) -> tuple[int, list[Cell], list[Row]]:
-    """Header row number, header cells, and the non-empty rows below it."""
-    filled = [(number, cells) for number, cells in rows if not _empty_row(cells)]
-    if not filled:
+def _split_header(name: str, grid: _Grid, wanted: int | None,
+                  require_body: bool = True) -> _Table:
+    """The header row and the positions of the non-empty rows below it."""
+    filled = np.zeros(grid.numbers.size, dtype=bool)
+    for column in grid.columns:
+        filled |= column.filled
+    rows = np.flatnonzero(filled)
+    if not rows.size:
         raise _empty(name)
     if wanted is None:
-        number, header = next((r for r in filled if _looks_like_header(r[1])), filled[0])
+        found = _first_header_like(grid.columns, rows)
+        at = rows[0] if found is None else found
     else:
-        found = [r for r in filled if r[0] == wanted]
-        if not found:
+        found_rows = rows[grid.numbers[rows] == wanted]
+        if not found_rows.size:
             raise InputError(Problem(name, "", f"a header in row {wanted}", (wanted,),
                                      "an empty or missing row"))
-        number, header = found[0]
-    body = [(n, cells) for n, cells in filled if n > number]
-    if not body and require_body:
+        at = found_rows[0]
+    number = int(grid.numbers[at])
+    header = [None if c.empty[at] else c.cells[at] for c in grid.columns]
+    body = rows[grid.numbers[rows] > number]
+    if not body.size and require_body:
         raise InputError(
             Problem(name, "", f"at least one data row below the header (row {number})")
         )
-    return number, header, body
+    return _Table(number, header, body, filled)
 
 
-def _column_names(name: str, header: list[Cell], body: list[Row],
-                  header_row: int) -> tuple[list[str], list[int]]:
-    """Stripped column names and the indexes of the cells to keep.
+def _first_header_like(columns: list[_Column], rows: np.ndarray) -> int | None:
+    """Position of the first of ``rows`` with at least two filled cells, more than half of
+    them text (not numbers); ``None`` when there is none.  Rows are checked in growing
+    blocks, as the header is nearly always among the first few."""
+    start, size = 0, 64
+    while start < rows.size:
+        block = rows[start:start + size]
+        n_filled = np.zeros(block.size, dtype=np.int64)
+        n_text = np.zeros(block.size, dtype=np.int64)
+        for column in columns:
+            filled = column.filled[block]
+            if not filled.any():
+                continue
+            number = np.zeros(block.size, dtype=bool)
+            number[filled] = _matches(column.cells[block[filled]], NUMBER)
+            n_filled += filled
+            n_text += filled & ~number
+        header_like = (n_filled >= 2) & (2 * n_text > n_filled)
+        if header_like.any():
+            return int(block[np.argmax(header_like)])
+        start, size = start + size, size * 16
+    return None
+
+
+def _column_names(name: str, grid: _Grid, table: _Table) -> tuple[list[str], list[int]]:
+    """Stripped column names and the indexes of the columns to keep.
 
     A column with no header name is dropped when it is empty and is an error otherwise.
     """
-    width = max(len(header), *(len(cells) for _, cells in body))
-    names = [(header[i] if i < len(header) else None) for i in range(width)]
-    names = [None if c is None else c.replace(BOM, "").strip() or None for c in names]
+    names = [None if c is None else c.replace(BOM, "").strip() or None for c in table.header]
     problems, keep, seen = [], [], set()
     for i, col in enumerate(names):
         if col is None:
-            if any(i < len(cells) and not _blank(cells[i]) for _, cells in body):
+            if grid.columns[i].filled[table.body].any():
                 problems.append(Problem(name, f"column {i + 1}",
                                         "a header name above every column that has values",
-                                        (header_row,)))
+                                        (table.header_row,)))
             continue
         if col in seen or col in RESERVED:
             expected = "unique column names" if col in seen else (
                 "a column name other than 'source_file' and 'source_row'")
-            problems.append(Problem(name, col, expected, (header_row,)))
+            problems.append(Problem(name, col, expected, (table.header_row,)))
         seen.add(col)
         keep.append(i)
     if problems:
         raise InputError(problems)
-    for _, cells in body:
-        cells.extend([None] * (width - len(cells)))
     return [names[i] for i in keep], keep
 
 
-def _layout_notes(rows: list[Row], header_row: int) -> tuple[str, ...]:
+def _body_cells(grid: _Grid, body: np.ndarray, keep: list[int]) -> list[np.ndarray]:
+    """The kept columns' cells of the data rows (object arrays, empty cells ``None``).
+
+    Each column of ``grid`` is released once copied (``grid.columns`` is emptied), so the
+    raw cells and their copy are not both held in full.
+    """
+    columns = dict(enumerate(grid.columns))
+    grid.columns.clear()
+    cells = []
+    for i in keep:
+        column = columns.pop(i)
+        values = column.cells[body]
+        values[column.empty[body]] = None
+        cells.append(values)
+        del column
+    return cells
+
+
+def _layout_notes(grid: _Grid, table: _Table) -> tuple[str, ...]:
     notes = []
-    above = header_row - 1
+    above = table.header_row - 1
     if above:
         notes.append(f"skipped {_count(above, 'title row')} above the header")
-    empty = sum(1 for n, cells in rows if n > header_row and _empty_row(cells))
+    empty = int(np.count_nonzero(~table.filled & (grid.numbers > table.header_row)))
     if empty:
         notes.append(f"skipped {_count(empty, 'empty row')}")
     return tuple(notes)
@@ -436,51 +721,62 @@ def _count(n: int, noun: str) -> str:
 # --- Decimal commas ------------------------------------------------------------------------
 
 
-def _fix_decimals(body: list[Row], columns: list[str], separator: str | None,
-                  forced: str | None) -> tuple[str, tuple[str, ...]]:
-    """Convert decimal commas in place; the file's decimal mark and a note."""
+def _fix_decimals(cells: list[np.ndarray], commas: Sequence[np.ndarray], columns: list[str],
+                  separator: str | None, forced: str | None) -> tuple[str, tuple[str, ...]]:
+    """Convert decimal commas in place; the file's decimal mark and a note.
+
+    ``cells`` are the data cells, per column (see :func:`_body_cells`); ``commas`` marks, per
+    column, the cells holding a ``,``.
+    """
     if forced == ".":
         return ".", ()
-    cells_by_column = list(zip(*(cells for _, cells in body), strict=True))
-    whole_file = forced == "," or (separator == ";" and any(
-        c is not None and COMMA_DECIMAL.match(c) for col in cells_by_column for c in col))
-    targets = [i for i, col in enumerate(cells_by_column)
-               if whole_file or _comma_column(col)]
-    changed = _convert(body, targets)
+    decimals = []  # per column: positions of cells like 12,5
+    for values, comma in zip(cells, commas, strict=True):
+        at = np.flatnonzero(comma)
+        decimals.append(at[_matches(values[at], COMMA_DECIMAL)])
+    whole_file = forced == "," or (separator == ";" and any(d.size for d in decimals))
+    changed: dict[int, int] = {}
+    for i, at in enumerate(decimals):
+        if at.size and (whole_file or not _has_point_decimal(cells[i])):
+            cells[i][at] = _points(cells[i][at])
+            changed[i] = at.size
     if not changed:
         return ("," if whole_file else "."), ()
     names = ", ".join(columns[i] for i in sorted(changed))
-    cells = _count(sum(changed.values()), "cell")
-    return ",", (f"converted decimal commas to points in {cells} (columns: {names})",)
+    count = _count(sum(changed.values()), "cell")
+    return ",", (f"converted decimal commas to points in {count} (columns: {names})",)
 
 
-def _comma_column(cells: Sequence[Cell]) -> bool:
-    """A column written with decimal commas: some ``12,5`` and no ``12.5``."""
-    present = [c for c in cells if c is not None]
-    return any(COMMA_DECIMAL.match(c) for c in present) and not any(
-        POINT_DECIMAL.match(c) for c in present)
+def _has_point_decimal(values: np.ndarray) -> bool:
+    """Whether a column has a cell like ``12.5`` (the comma column rule's exception)."""
+    present = values[~pd.isna(values)]
+    return bool(_matches(present[_contains(present, ".")], POINT_DECIMAL).any())
 
 
-def _convert(body: list[Row], targets: list[int]) -> dict[int, int]:
-    """Replace the comma in number-like cells of the target columns; counts per column."""
-    changed: dict[int, int] = {}
-    for _, cells in body:
-        for i in targets:
-            cell = cells[i]
-            if cell is not None and "," in cell and COMMA_NUMBER.match(cell):
-                cells[i] = cell.replace(",", ".")
-                changed[i] = changed.get(i, 0) + 1
-    return changed
+def _points(cells: np.ndarray) -> np.ndarray:
+    """The ``str`` cells with every ``,`` replaced by ``.``, one object per distinct value."""
+    arrow = _arrow(cells)
+    if arrow is None:
+        return np.array([c.replace(",", ".") for c in cells], dtype=object)
+    encoded = pc.dictionary_encode(pc.replace_substring(arrow, ",", "."))
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    return encoded.dictionary.to_numpy(zero_copy_only=False)[encoded.indices.to_numpy()]
 
 
 # --- Output and errors ---------------------------------------------------------------------
 
 
-def _frame(name: str, columns: list[str], body: list[Row]) -> pd.DataFrame:
-    df = pd.DataFrame([cells for _, cells in body], columns=columns, dtype=object)
-    df.insert(0, "source_row", np.array([n for n, _ in body], dtype="int64"))
-    df.insert(0, "source_file", pd.Series([name] * len(body), dtype=object))
-    return df
+def _frame(name: str, columns: list[str], numbers: np.ndarray,
+           cells: list[np.ndarray]) -> pd.DataFrame:
+    """The output table; the cell arrays become its columns without a copy."""
+    files = np.empty(numbers.size, dtype=object)
+    files[:] = name  # one str object for every row
+    data = {"source_file": pd.Series(files, dtype=object, copy=False),
+            "source_row": pd.Series(numbers.astype("int64"), copy=False)}
+    data.update((c, pd.Series(v, dtype=object, copy=False))
+                for c, v in zip(columns, cells, strict=True))
+    return pd.DataFrame(data, copy=False)
 
 
 def _reason(exc: Exception) -> str:
