@@ -61,6 +61,31 @@ def test_slice_is_deterministic(tmp_path, tiny_region):
     assert da == db and len(da) >= 15
 
 
+def test_models_see_the_clusters_only_through_their_terms(tiny_project):
+    """Stages 03 and 04 read cluster_terms.parquet: every school's cluster when the models
+    have the cluster term, else no rows, whatever the clustering -- so a clustering
+    experiment leaves their input bytes alone and DVC skips them."""
+    p = load_yaml(tiny_project / "params.yaml")
+    prep = {k: v for k, v in p["prepare"].items()}
+    stages.run_prepare(tiny_project, year=p["year"], **prep)
+    path = tiny_project / stages.FILES["cluster_terms"]
+
+    def context(k, terms):
+        stages.run_context(tiny_project, year=p["year"], min_n=p["min_n"], index=p["index"],
+                           quality_groups=p["quality_groups"],
+                           clusters={**p["clusters"], "k": k, "n_boot": 2},
+                           similar=p["similar"], model_terms=terms)
+        return path.read_bytes(), stages.read(tiny_project, "clusters")
+
+    without3, _ = context(3, ["settlement_type"])
+    without4, _ = context(4, ["settlement_type"])
+    assert without3 == without4 and len(pd.read_parquet(path)) == 0
+    _, clusters = context(4, ["settlement_type", "cluster"])
+    terms = pd.read_parquet(path)
+    assert len(terms) == len(clusters) > 0
+    assert terms["cluster"].tolist() == clusters["cluster"].tolist()
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory, demo_region):
     root = make_project(tmp_path_factory.mktemp("demo"), demo_region)

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # each stage imports what it uses when it runs (see the note 
 FILES: dict[str, Path] = {
     name: PROCESSED / f"{name}.parquet"
     for name in ("schools", "results", "school_year", "social_index", "quality_groups",
-                 "clusters", "similar", "similar_peers", "students", "ses_sample", "estimates",
+                 "clusters", "cluster_terms", "similar", "similar_peers", "students", "ses_sample", "estimates",
                  "ses_curve", "component_points", "flags", "shnor", "shnor_details",
                  "objectivity", "school_effects", "flag_cards", "objectivity_evidence",
                  "flag_changes")
@@ -269,8 +269,14 @@ def context_stage(schools: pd.DataFrame, school_year: pd.DataFrame, *, year: int
 
 def run_context(root: str | Path = ".", *, year: int, min_n: int, index: Mapping[str, Any],
                 quality_groups: Mapping[str, Any], clusters: Mapping[str, Any],
-                similar: Mapping[str, Any]) -> ContextResult:
+                similar: Mapping[str, Any], model_terms: Sequence[str] = ()) -> ContextResult:
     """Stage 02 on the processed files: :func:`context_stage`, then write its outputs.
+
+    ``cluster_terms.parquet`` is what stages 03 and 04 read of the clusters: each school's
+    cluster when ``cluster`` is one of the models' terms (``model_terms``, params.yaml
+    ``ses_link.terms``), else no rows.  A clustering experiment (``dvc exp run -S
+    clusters.k=6``) then leaves that file's bytes unchanged, and DVC re-runs only this stage
+    and the report, not the models and flags that do not use the clusters.
 
     Data that cannot support the index or the clusters stop the run with an
     :class:`InputError` naming the parameter.  ``context.json`` holds the summaries the report
@@ -284,6 +290,8 @@ def run_context(root: str | Path = ".", *, year: int, min_n: int, index: Mapping
     _write(res.index, root, "social_index")
     _write(res.quality_groups, root, "quality_groups")
     _write(res.clusters, root, "clusters")
+    terms = res.clusters[["year", "school_id", "cluster"]]
+    _write(terms if "cluster" in model_terms else terms.iloc[:0], root, "cluster_terms")
     _write(res.similar.ranks, root, "similar")
     _write(res.similar.peers, root, "similar_peers")
     _write(res.model.criterion_, root, "k_curve")
@@ -313,7 +321,7 @@ def run_ses_link(root: str | Path = ".", *, year: int, min_n: int,
     root = Path(root)
     res = link.ses_link_stage(
         read(root, "schools"), read(root, "social_index"), read(root, "school_year"),
-        read(root, "results"), read(root, "students"), read(root, "clusters"), year=year,
+        read(root, "results"), read(root, "students"), read(root, "cluster_terms"), year=year,
         min_n=min_n, ses_link=ses_link, multilevel=multilevel, procedures=quality_procedures,
         subjects=quality_subjects, grades=quality_grades, formula=quality_formula)
     _write(res.sample, root, "ses_sample")
@@ -344,7 +352,7 @@ def run_flags(root: str | Path = ".", *, year: int, min_n: int, flags: Mapping[s
         schools, read(root, "results"), read(root, "social_index"), year=year,
         min_n=min_n, flags=flags, ses_link=ses_link, index_params=index,
         procedures=quality_procedures, subjects=quality_subjects, grades=quality_grades,
-        formula=quality_formula, clusters=read(root, "clusters"),
+        formula=quality_formula, clusters=read(root, "cluster_terms"),
         quality_groups=read(root, "quality_groups"),
         students=students if students is not None and len(students) else None,
         school_year=read(root, "school_year"))
@@ -433,7 +441,7 @@ def run_all(root: str | Path, params: Mapping[str, Any]) -> ReportData:
     run_prepare(root, year=year, **params["prepare"])
     run_context(root, year=year, min_n=params["min_n"], index=params["index"],
                 quality_groups=params["quality_groups"], clusters=params["clusters"],
-                similar=params["similar"])
+                similar=params["similar"], model_terms=params["ses_link"]["terms"])
     prep = params["prepare"]
     run_ses_link(root, year=year, min_n=params["min_n"], ses_link=params["ses_link"],
                  multilevel=params["multilevel"], quality_procedures=prep["quality_procedures"],
