@@ -178,6 +178,28 @@ def test_lock_is_reentrant_in_a_process_and_refuses_a_live_holder(tmp_path):
         assert lock.path.read_text().split("\n")[0] == str(os.getpid())
 
 
+def test_a_killed_holder_not_yet_reaped_leaves_a_stale_lock(tmp_path):
+    """Found when stage startup got faster: a run killed with its parent holds its lock as
+    a zombie until the system reaps it, and the next run was refused (exit 75).  A zombie
+    holds nothing: its lock is taken over."""
+    dest = tmp_path / "reports" / "2025"
+    holder = subprocess.Popen([sys.executable, "-c", "pass"])  # ends; not reaped until wait()
+    try:
+        stat = Path(f"/proc/{holder.pid}/stat")
+        deadline = time.monotonic() + 30
+        while stat.read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert not folders._pid_alive(holder.pid)
+        path = folders.RunLock(dest).path
+        path.parent.mkdir(parents=True)
+        path.write_text(f"{holder.pid}\n{os.uname().nodename}\nrun\n")
+        with folders.RunLock(dest) as lock:
+            assert lock.path.read_text().split("\n")[0] == str(os.getpid())
+    finally:
+        holder.wait()
+
+
 def test_a_run_refused_by_the_lock_exits_75_and_names_the_holder(tmp_path, capsys):
     root = make_project(tmp_path / "proj", None)
     data = tmp_path / "region"

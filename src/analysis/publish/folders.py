@@ -50,13 +50,19 @@ def failed_dir(dest: str | Path) -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs.  A zombie (ended, not yet reaped: a run killed
+    with its parent, before the system reaps it) holds nothing, so its lock is stale."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: the state letter follows the command name in parentheses
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return True
+    return state.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 class RunLock:
