@@ -73,6 +73,7 @@ bench: $(STAMP) sysdeps ## Run the benchmarks (on demand; prints medians and rat
 	$(PY) benchmarks/generator.py
 	$(PY) benchmarks/read_csv.py
 	$(PY) benchmarks/students.py
+	$(PY) benchmarks/downloads.py
 	$(PY) benchmarks/context_scale.py
 	$(PY) benchmarks/context_recovery.py
 	$(PY) benchmarks/mixed_scale.py

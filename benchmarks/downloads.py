@@ -20,8 +20,8 @@ Each run loads them in a fresh process and times one call, ``--repeat`` times, i
 - ``csv``: :func:`write_csv` of each table (the total of the two).
 
 ``current`` is the module in this working tree; ``previous`` the one of commit
-``--previous`` (default ``HEAD``: openpyxl and a Python call per cell), taken with
-``git show`` into a temporary module.  The previous workbook takes minutes at national size,
+``--previous`` (default: the last one with the openpyxl writer, a Python call and an
+object per cell), taken with ``git show`` into a temporary module.  The previous workbook takes minutes at national size,
 so it runs ``--previous-repeat`` times (default 1).  Per run it records the wall time of the
 call and the process's peak resident memory (``ru_maxrss`` of that child, from
 ``os.wait4``), and prints the medians and the ratios current / previous.  Before timing, one
@@ -42,8 +42,13 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import child  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = "src/analysis/publish/downloads.py"
+#: The parent of the commit that replaced openpyxl with XlsxWriter in :data:`MODULE`.
+PREVIOUS = "af50bcd^"
 SHEETS = {"schools": "Школы", "procedures": "Процедуры ШНОР"}
 
 
@@ -176,15 +181,11 @@ def measured(module: str, what: str, data: Path, out: Path, env: dict[str, str],
     """One run in a fresh process: its report and the process's peak RSS (MB)."""
     args = [sys.executable, __file__, "--run", module, what, str(data), str(out)]
     args += ["--digest"] * digest
-    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
-        proc = subprocess.Popen(args, stdout=stdout, stderr=stderr, env=env, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            stderr.seek(0)
-            raise RuntimeError(f"{what} run failed: {stderr.read()[-2000:]}")
-        stdout.seek(0)
-        result = json.loads(stdout.read().strip().splitlines()[-1])
-    return {**result, "maxrss_mb": usage.ru_maxrss / 1024}
+    run = child(args, environ=env)
+    if run.code != 0:
+        raise RuntimeError(f"{what} run failed: {run.stderr[-2000:]}")
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    return {**result, "maxrss_mb": run.maxrss / 2**20}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs of the previous module (slow at national size)")
     parser.add_argument("--schools", type=int, default=40_000)
     parser.add_argument("--procedures", type=int, default=800_000)
-    parser.add_argument("--previous", default="HEAD",
+    parser.add_argument("--previous", default=PREVIOUS,
                         help="git revision of the module to compare with ('' for none)")
     parser.add_argument("--no-check", action="store_true",
                         help="skip checking that both write the same CSV and cell values")

@@ -22,8 +22,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import child  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 30.0
@@ -54,15 +56,11 @@ def run_once(n_schools: int, n_municipalities: int, n_regions: int, seed: int, w
     env = {**os.environ, "PYTHONHASHSEED": "0",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"),
                                                         os.environ.get("PYTHONPATH")]))}
-    start = time.perf_counter()
-    child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"generator failed with exit code {child.returncode}: {' '.join(cmd)}")
+    run = child(cmd, cwd=ROOT, environ=env)
+    if run.code != 0:
+        raise SystemExit(f"generator failed with exit code {run.code}: {' '.join(cmd)}")
     shutil.rmtree(out)
-    return seconds, usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+    return run.seconds, run.maxrss
 
 
 def scaled(n_schools: int) -> tuple[int, int, int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import tempfile
 import subprocess
 import sys
 import threading
@@ -86,6 +87,37 @@ def run(cmd: Sequence[str], *, cwd: str | Path = ROOT, extra_env: Mapping[str, s
         raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({child.returncode}):\n"
                            f"{err.decode(errors='replace')[-3000:]}")
     return Sample(seconds, peak, out.decode(errors="replace"))
+
+
+@dataclass(frozen=True)
+class Child:
+    """One process run to its end: wall seconds, its own peak RSS (bytes), exit code and
+    what it printed."""
+
+    seconds: float
+    maxrss: int
+    code: int
+    stdout: str
+    stderr: str
+
+
+def child(cmd: Sequence[str], *, cwd: str | Path = ROOT, environ: Mapping[str, str] | None = None,
+          preexec_fn=None) -> Child:
+    """Run ``cmd`` in a fresh process and read *its own* peak RSS (``ru_maxrss`` from
+    ``os.wait4``; ``getrusage(RUSAGE_CHILDREN)`` would keep the highest of all earlier
+    children).  Output goes through temporary files, so a large one cannot block it."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(list(map(str, cmd)), cwd=cwd, env=dict(environ or env()),
+                                stdout=out, stderr=err, preexec_fn=preexec_fn)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        text, errors = (f.read().decode(errors="replace") for f in (out, err))
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return Child(seconds, usage.ru_maxrss * scale, os.waitstatus_to_exitcode(status), text,
+                 errors)
 
 
 def median(samples: Sequence[Sample]) -> Sample:

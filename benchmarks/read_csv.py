@@ -40,6 +40,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import child  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 #: The last commit whose reader parses CSV in pure Python.
 PREVIOUS = "39f120e"
@@ -128,18 +131,11 @@ def run_once(module: str, path: Path, digest: bool) -> dict:
 def measured(module: str, path: Path, env: dict[str, str], digest: bool = False) -> dict:
     """One read in a fresh process: its report, process wall time and peak RSS (MB)."""
     args = [sys.executable, __file__, "--run", module, str(path)] + (["--digest"] * digest)
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(args, stdout=out, stderr=err, env=env, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if proc.returncode != 0:
-            raise RuntimeError(f"reader run failed ({proc.returncode}): {err.read()[-2000:]}")
-        result = json.loads(out.read().strip().splitlines()[-1])
-    return {**result, "process": wall, "maxrss_mb": usage.ru_maxrss / 1024}
+    run = child(args, environ=env)
+    if run.code != 0:
+        raise RuntimeError(f"reader run failed ({run.code}): {run.stderr[-2000:]}")
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    return {**result, "process": run.seconds, "maxrss_mb": run.maxrss / 2**20}
 
 
 def main(argv: list[str] | None = None) -> int:
