@@ -21,12 +21,20 @@ Each run loads them in a fresh process and times one call, ``--repeat`` times, i
 
 ``current`` is the module in this working tree; ``previous`` the one of commit
 ``--previous`` (default: the last one with the openpyxl writer, a Python call and an
-object per cell), taken with ``git show`` into a temporary module.  The previous workbook takes minutes at national size,
-so it runs ``--previous-repeat`` times (default 1).  Per run it records the wall time of the
-call and the process's peak resident memory (``ru_maxrss`` of that child, from
-``os.wait4``), and prints the medians and the ratios current / previous.  Before timing, one
-run of each checks that both write the same CSV bytes and the same cell values
-(``--no-check`` skips it; the values are read back with openpyxl, which takes a while).
+object per cell), taken with ``git show`` into a temporary module.  The previous workbook
+takes minutes at national size, so it runs ``--previous-repeat`` times (default 1).  Per
+run it records the wall time of the call and the process's peak resident memory
+(``ru_maxrss`` of that child, from ``os.wait4``), and prints the medians and the ratios
+current / previous.  Before timing, one run of each checks that both write the same CSV
+bytes and the same cell values (``--no-check`` skips it; the values are read back with
+openpyxl, which takes a while).
+
+Measured on the project's 2-core machine (shared, so only indicative): with the default
+tables (9.2 million cells) the workbook takes about 53 s and 0.64 GB instead of 151 s and
+4.9 GB, the CSVs 3.3 s instead of 15 s; with ``--procedures 70000`` (1.9 million cells,
+about the national workbook) 10.5 s and 0.26 GB instead of 31 s and 1.05 GB, the CSVs
+1.1 s instead of 2.9 s.  XlsxWriter costs about 5.5 us per cell, most of it in its own
+cell and XML code.
 """
 
 from __future__ import annotations

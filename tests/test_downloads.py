@@ -315,14 +315,16 @@ def test_workbook_reads_back_as_the_previous_writer_wrote_it(tricky, table, tmp_
 
 def test_text_that_looks_like_excel_markup_stays_text(tmp_path):
     df = pd.DataFrame({"x": ["<r>x</r>", RICH_INJECTION, "<r>", "a<r>b</r>"],
-                       RICH_INJECTION: [1, 2, 3, 4]})
+                       RICH_INJECTION: [1, 2, 3, 4], "escape": ["_x0041_", "", "", ""]})
     path = write_workbook({"T": df}, tmp_path / "t.xlsx")
     with zipfile.ZipFile(path) as z:
-        assert b"<f>" not in z.read("xl/worksheets/sheet1.xml")  # no formula got in
+        xml = z.read("xl/worksheets/sheet1.xml")
+    assert b"<f>" not in xml  # no formula got in
+    assert b"_x005F_x0041_" in xml  # Excel shows "_x0041_", not the "A" it encodes
     ws = read_sheet(path)
     assert [ws.cell(i, 1).value for i in range(2, 6)] == df["x"].tolist()
     assert ws.cell(1, 2).value == RICH_INJECTION and ws.cell(1, 2).font.bold
-    assert ws.max_row == 5 and ws.max_column == 2
+    assert ws.max_row == 5 and ws.max_column == 3
 
 
 def test_a_table_longer_than_a_sheet_continues_on_numbered_sheets(table, tmp_path,

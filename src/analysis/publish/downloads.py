@@ -425,8 +425,8 @@ def _fixed_zip(data: bytes) -> bytes:
     stay as they are); an archive with ZIP64 records is rewritten entry by entry instead.
     """
     out = bytearray(data)
-    eocd = out.rfind(b"PK\x05\x06")  # end of central directory (no archive comment)
-    if eocd < 0 or len(out) < eocd + 22:
+    eocd = len(out) - 22  # end of central directory record (without an archive comment)
+    if eocd < 0 or out[eocd:eocd + 4] != b"PK\x05\x06":
         return _rezip(data)
     count, offset = struct.unpack_from("<H4xI", out, eocd + 10)
     if count == 0xFFFF or offset == 0xFFFFFFFF:  # ZIP64
@@ -485,9 +485,12 @@ def write_workbook(sheets: Mapping[str, pd.DataFrame], path: str | Path, *,
     equal tables give equal bytes.
 
     Written by XlsxWriter row by row in constant memory (strings inline, numbers with 16
-    significant digits).  A table longer than an Excel sheet (1,048,575 rows under the
-    header) continues on sheets ``Name (2)``, ``Name (3)``, ... with the same header,
-    formats and widths.  Text longer than Excel's 32,767 characters is cut there.
+    significant digits: exact for floats rounded to 10).  Text is written literally: also
+    ``<r>...</r>`` (XlsxWriter's rich-text marker, written in escaped fragments) and
+    ``_x0041_`` (escaped so that Excel does not decode it).  A table longer than an Excel
+    sheet (1,048,575 rows under the header) continues on sheets ``Name (2)``,
+    ``Name (3)``, ... with the same header, formats and widths.  Text longer than Excel's
+    32,767 characters is cut there.
     """
     if not sheets:
         raise ValueError("a workbook needs at least one sheet")
