@@ -98,7 +98,9 @@ def project(dest: Path, municipal: bool) -> Path:
 
     from analysis.demo.synth import RegionSpec, generate_region
 
-    root = make_project(dest, generate_region(RegionSpec()), {"report": {"municipal": municipal}},
+    demo = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["demo"]
+    spec = RegionSpec(**{**demo, "years": tuple(demo["years"])})  # as `make data`: students too
+    root = make_project(dest, generate_region(spec), {"report": {"municipal": municipal}},
                         git=True)
     run([BIN / "dvc", "repro", "-q"], cwd=root)  # the baseline, committed with its lock
     subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@b", "add", "-A"], cwd=root,
