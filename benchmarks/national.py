@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import BIN, ROOT, Sample, env, gb, median, run  # noqa: E402
+from measure import BIN, ROOT, Sample, gb, median, run  # noqa: E402
 
 STAGES = ("01_prepare", "02_context_clusters", "03_ses_link", "04_flags", "05_report")
 SCHOOLS_PER_MUNICIPALITY = 40_000 / 2_300

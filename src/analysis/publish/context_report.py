@@ -219,8 +219,8 @@ def fig_profile_heatmap(d, lang: str = "ru") -> plt.Figure:
     fig, ax = plt.subplots(figsize=(2.4 + 1.6 * mat.shape[1], 0.4 * mat.shape[0] + 1.4))
     annot = mat.apply(lambda col: [number(v, "+.2f", lang) for v in col])
     values = mat.to_numpy(dtype="float64")
-    span = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
-    ax.imshow(values, cmap="RdBu_r", vmin=-(span or 1.0), vmax=span or 1.0, aspect="auto",
+    span = (float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.0) or 1.0
+    ax.imshow(values, cmap="RdBu_r", vmin=-span, vmax=span, aspect="auto",
               interpolation="nearest")
     for (i, j), text in np.ndenumerate(annot.to_numpy()):  # k x rows cells: a few dozen
         dark = abs(values[i, j]) > 0.6 * span
