@@ -123,13 +123,14 @@ def test_gradient_equals_an_independent_wls_on_the_pupils(nl, pupils):
                     weights=c["n"]).fit(cov_type="HC3")
     row = {r.term: r for r in d.estimates.query(
         "model == 'gradient' and outcome == 'quality_index' and subset == 'all'").itertuples()}
-    # processed tables keep 10 significant digits (analysis.outputs.FLOAT_DIGITS)
-    assert row["slope"].estimate == pytest.approx(fit.params["index"], abs=1e-8)
-    assert row["slope"].std_error == pytest.approx(fit.bse["index"], abs=1e-8)
-    assert row["r2"].estimate == pytest.approx(fit.rsquared, abs=1e-8)
-    assert row["curvature"].estimate == pytest.approx(curved.params["sq"], abs=1e-8)
+    # processed tables keep 7 significant digits (analysis.outputs.FLOAT_DIGITS)
+    for got, want in ((row["slope"].estimate, fit.params["index"]),
+                      (row["slope"].std_error, fit.bse["index"]),
+                      (row["r2"].estimate, fit.rsquared),
+                      (row["curvature"].estimate, curved.params["sq"])):
+        assert got == pytest.approx(want, rel=1e-6, abs=1e-9)
     s = d.sample.set_index("school_id").loc[c.index]
-    assert np.allclose(s["social_index"], c["index"], rtol=0, atol=1e-9)
+    assert np.allclose(s["social_index"], c["index"], rtol=1e-6, atol=1e-9)
     assert np.allclose(s["quality_index"], c["quality"], rtol=0, atol=1e-9)
     # the expected model (a spline of the index; every class is one type in one place)
     assert d.gradient["model"]["dropped_terms"] == ["settlement_type", "school_type"]

@@ -50,18 +50,61 @@ def runner(root: Path, data: Path, *extra: str, **popen) -> list[str]:
 
 # --- files: atomic, rounded, strict -------------------------------------------------------
 
-def test_round_sig_keeps_ten_significant_digits_and_absorbs_last_bit_noise():
+def test_round_sig_keeps_seven_significant_digits_and_absorbs_last_bit_noise():
     x = np.array([0.1234, 123456.789012345678, -2.5e-7, 0.0, -0.0, np.nan, np.inf, 1e-320])
     r = outputs.round_sig(x)
-    assert r[0] == 0.1234 and r[1] == 123456.789 and r[2] == -2.5e-7
+    assert r[0] == 0.1234 and r[1] == 123456.8 and r[2] == -2.5e-7
     assert r[3] == 0.0 and not np.signbit(r[4]) and np.isnan(r[5]) and r[6] == np.inf
+    assert r[7] == 0.0  # below the 1e-10 floor
     rng = np.random.default_rng(0)
     v = rng.normal(size=10_000) * 10.0 ** rng.integers(-6, 6, 10_000)
-    assert np.allclose(outputs.round_sig(v), v, rtol=5e-10, atol=0)
-    # values on the 10-digit grid come back unchanged after ±1 ulp
+    assert np.allclose(outputs.round_sig(v), v, rtol=5e-7, atol=1e-10)
+    # values on the grid come back unchanged after ±1 ulp
     grid = outputs.round_sig(v)
     assert np.array_equal(outputs.round_sig(np.nextafter(grid, np.inf)), grid)
     assert np.array_equal(outputs.round_sig(np.nextafter(grid, -np.inf)), grid)
+
+
+def test_round_sig_writes_zero_for_noise_around_zero_and_keeps_counts():
+    """A sum that is 0 in exact arithmetic is -1.8e-17 on one CPU and 3.2e-17 on another:
+    significant digits alone keep that noise (#20); the 1e-10 floor writes 0 for both.
+    Whole numbers (counts, sums of counts) are exact and kept, however many digits."""
+    noise = np.array([-1.788879e-17, 3.21351e-17, 3.3e-16, -4e-11])
+    r = outputs.round_sig(noise)
+    assert np.array_equal(r, np.zeros(4)) and not np.signbit(r).any()
+    counts = np.array([123456789.0, 2.0**52, -98765432.0])
+    assert np.array_equal(outputs.round_sig(counts), counts)
+    assert outputs.round_sig(123456789.5) == 123456800.0
+
+
+def test_round_text_rounds_printed_numbers_and_nothing_else():
+    text = ("mean -1.788879e-17 sd 1.000504 share 0.7226666666666667 v0.1.0 2025-12-04 "
+            "tree 4e0912ab3c15 1.5 x1.23456789123 <td>0.248239073</td> 3,14159265")
+    assert outputs.round_text(text) == (
+        "mean 0.0 sd 1.000504 share 0.7226667 v0.1.0 2025-12-04 tree 4e0912ab3c15 1.5 "
+        "x1.23456789123 <td>0.2482391</td> 3,14159265")
+
+
+def test_executed_notebooks_show_rounded_numbers():
+    """Notebook 02 displayed ``describe()`` of the index: means of -1.8e-17 / 3.2e-17 that
+    change with the CPU (#20).  The runner rounds what cells printed."""
+    import nbformat
+
+    from analysis.pipeline import nbrun
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="gap 3.0411229090532288e-12\n"),
+        nbformat.v4.new_output("execute_result", execution_count=1, data={
+            "text/plain": "mean  -1.788879e-17", "text/html": "<td>-1.788879e-17</td>",
+            "image/png": "iVBORw0KGgo1.2345678901"})]
+    nb.cells.append(cell)
+    out = nbrun.scrub(nb).cells[0].outputs
+    assert out[0]["text"] == "gap 0.0\n"
+    assert out[1]["data"]["text/plain"] == "mean  0.0"
+    assert out[1]["data"]["text/html"] == "<td>0.0</td>"
+    assert out[1]["data"]["image/png"] == "iVBORw0KGgo1.2345678901"
 
 
 def test_json_is_strict_null_for_nan_and_infinity(tmp_path):

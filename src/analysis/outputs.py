@@ -7,12 +7,14 @@ and report pages alike:
   final name only when complete (:func:`os.replace`), so no reader, and no later stage,
   ever sees a partially written file at a final path.
 - **Same bytes on any machine.** Floating-point numbers are rounded to
-  :data:`FLOAT_DIGITS` significant decimal digits before they are written
-  (:func:`round_sig`).  Different CPUs and BLAS builds disagree in the last bits of a
-  result (about 1e-16 relative); rounding to 10 digits maps both to the same decimal, so
-  processed tables, ``metrics.json`` and the reports keep their hashes across machines and
-  DVC's cache stays valid.  The rounding is exact decimal rounding computed without
-  ``log10`` (whose last bit may differ between libm builds).
+  :data:`FLOAT_DIGITS` (7) significant decimal digits, never finer than 1e-10
+  (:data:`FLOAT_FLOOR`), before they are written (:func:`round_sig`; printed numbers in
+  notebooks by :func:`round_text`).  Different CPUs, BLAS kernels and NumPy's vector paths
+  disagree in the last bits of a result: after the computations were made stable the
+  largest difference left is about 1e-13 relative (``benchmarks/float_noise.py``), a
+  million times below the rounding quantum, so both machines write the same decimal and
+  processed tables, ``metrics.json`` and the reports keep their hashes (and DVC's cache stays
+  valid).  docs/reproducibility.md gives the measurement and the margin.
 - **Strict JSON.** ``NaN`` and ``±Infinity`` are written as ``null``; a value that cannot be
   computed is absent-with-a-reason in the report, never a number that is not one.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -33,9 +36,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: Significant decimal digits kept in every float the pipeline writes.  10 digits is far
-#: beyond the published precision (3-4 digits) and far coarser than cross-machine noise.
-FLOAT_DIGITS = 10
+#: Significant decimal digits kept in every float the pipeline writes (docs/reproducibility.md):
+#: far below anything published (2-4 digits) and far above the cross-machine noise that
+#: is left once the computations are stable (measured by ``benchmarks/float_noise.py``).
+#: ``None`` writes floats unrounded (only that benchmark does, to measure the noise).
+FLOAT_DIGITS: int | None = 7
+#: The finest decimal place kept, whatever the magnitude: values are multiples of
+#: ``10**FLOAT_FLOOR`` (1e-10).  A difference of two O(1) numbers that is near 0 carries
+#: an absolute noise of 1e-16 .. 1e-15 (``-1.8e-17`` on one machine, ``3.2e-17`` on another);
+#: significant digits alone would keep that noise, the floor writes ``0.0`` on both.
+FLOAT_FLOOR: int = -10
+#: Floats that are whole numbers below this are kept exactly (counts and sums of counts are
+#: exact in any order of addition, so they carry no noise to round away).
+_EXACT_INTEGERS = 2.0**53
 _POW10_EXP = np.arange(-330, 309)
 #: Exact decimal powers of ten (parsed from text: correctly rounded on every machine).
 _POW10 = np.array([float(f"1e{k}") for k in _POW10_EXP])
@@ -54,38 +67,54 @@ class OutputError(OSError):
         return self.strerror
 
 
-def round_sig(values: Any, digits: int = FLOAT_DIGITS) -> np.ndarray:
-    """Round floats to ``digits`` significant decimal digits, deterministically.
+def round_sig(values: Any, digits: int | None = None, floor: int | None = None) -> np.ndarray:
+    """Round floats to ``digits`` significant decimal digits, never finer than ``10**floor``.
 
     Parameters
     ----------
     values : array-like of float, any shape
-    digits : int
-        Significant digits to keep (1..15).
+    digits : int, optional
+        Significant digits to keep (1..15); default :data:`FLOAT_DIGITS`.  When that is
+        ``None`` (noise measurement only) the values are returned unchanged.
+    floor : int, optional
+        Decimal exponent of the finest place kept; default :data:`FLOAT_FLOOR` (-10).
 
     Returns
     -------
     ndarray of float64, same shape
-        Each finite non-zero ``x`` becomes the float nearest to ``x`` rounded to ``digits``
-        significant digits (``0.1234 + 1e-13`` -> ``0.1234``); NaN and infinities are
-        unchanged and ``-0.0`` becomes ``0.0``.  Only comparisons with exact powers of ten, one multiplication, ``rint``
-        and one division are used, each correctly rounded by IEEE 754 on every machine.
+        Each finite ``x`` becomes the float nearest to ``x`` rounded to ``digits``
+        significant digits, or to a multiple of ``10**floor`` when that is coarser
+        (``0.1234 + 1e-13`` -> ``0.1234``; ``3e-17`` -> ``0.0``); whole numbers below 2**53
+        (counts) are kept as they are, NaN and infinities are unchanged and ``-0.0``
+        becomes ``0.0``.  Only comparisons with exact powers of ten,
+        one multiplication, ``rint`` and one division are used, each correctly rounded by
+        IEEE 754 on every machine (no ``log10``, whose last bit differs between libm builds).
     """
     x = np.asarray(values, dtype="float64")
+    if digits is None:
+        digits = FLOAT_DIGITS
+    if digits is None:
+        return x.copy()
+    if floor is None:
+        floor = FLOAT_FLOOR
     finite = np.isfinite(x) & (x != 0.0)
+    with np.errstate(invalid="ignore"):
+        whole = finite & (np.abs(x) < _EXACT_INTEGERS) & (np.rint(x) == x)
+    finite &= ~whole
     mag = np.abs(np.where(finite, x, 1.0))
     exp10 = _POW10_EXP[np.clip(np.searchsorted(_POW10, mag, side="right") - 1, 0, None)]
-    shift = digits - 1 - exp10
+    shift = np.minimum(digits - 1 - exp10, -floor)
     # scale by 10**shift; split it when one factor would overflow (tiny magnitudes)
     big = shift > 300
     s1 = _POW10[np.clip(np.where(big, 300, shift), -330, 308) + 330]
     s2 = _POW10[np.clip(np.where(big, shift - 300, 0), -330, 308) + 330]
     with np.errstate(over="ignore", invalid="ignore"):
         out = np.rint(x * s1 * s2) / s2 / s1
-    return np.where(finite, out, np.where(x == 0.0, 0.0, x))  # -0.0 -> 0.0
+    out = np.where(out == 0.0, 0.0, out)  # -0.0 (from rint of a small negative) -> 0.0
+    return np.where(finite, out, np.where(x == 0.0, 0.0, x))
 
 
-def round_frame(df: pd.DataFrame, digits: int = FLOAT_DIGITS) -> pd.DataFrame:
+def round_frame(df: pd.DataFrame, digits: int | None = None) -> pd.DataFrame:
     """A copy of ``df`` with every float column rounded by :func:`round_sig`."""
     out = df.copy()
     for col in out.columns:
@@ -95,7 +124,7 @@ def round_frame(df: pd.DataFrame, digits: int = FLOAT_DIGITS) -> pd.DataFrame:
     return out
 
 
-def clean_json(obj: Any, digits: int = FLOAT_DIGITS) -> Any:
+def clean_json(obj: Any, digits: int | None = None) -> Any:
     """Plain JSON-ready values: floats rounded, NaN/Infinity -> None, numpy scalars unboxed."""
     if isinstance(obj, Mapping):
         return {str(k): clean_json(v, digits) for k, v in obj.items()}
@@ -111,6 +140,26 @@ def clean_json(obj: Any, digits: int = FLOAT_DIGITS) -> Any:
     if obj is pd.NA or obj is pd.NaT:
         return None
     return obj
+
+
+#: A decimal number in text: digits, a decimal point, digits, maybe an exponent; not part
+#: of a longer word, version or code (``v0.1.0``, ``2025-12-04``, hex ids have no match).
+_NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d+(?:[eE][+-]?\d+)?(?![\w.])")
+
+
+def round_text(text: str, digits: int | None = None) -> str:
+    """Numbers printed in ``text`` rounded like written floats (:func:`round_sig`).
+
+    For what a notebook shows: a printed float (``0.7226666666666667``, ``-1.788879e-17``)
+    carries the machine's last bits.  Each decimal number that rounding changes is
+    rewritten in its shortest form (``0.72266667``, ``0.0``); every other character, and
+    every number rounding leaves as it is, stays byte for byte.
+    """
+    def sub(m: re.Match[str]) -> str:
+        v = float(m.group(0))
+        r = float(round_sig(v, digits))
+        return m.group(0) if r == v or not math.isfinite(v) else repr(r)
+    return _NUMBER.sub(sub, text)
 
 
 def dumps_json(obj: Any) -> str:

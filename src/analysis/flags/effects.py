@@ -191,7 +191,8 @@ def fit_residuals(panel: pd.DataFrame, spec: EffectSpec, *,
     Returns
     -------
     residuals : DataFrame
-        The usable rows of ``panel`` with ``fitted``, ``residual``, ``s2``.
+        The usable rows of ``panel`` with ``fitted``, ``residual``, ``s2`` and ``municipal``
+        (the municipality level's part of ``fitted``; 0 in a single-level model).
     fits : dict
         (outcome, year) -> the :class:`~analysis.models.expected.ExpectedFit`.
     """
@@ -202,14 +203,18 @@ def fit_residuals(panel: pd.DataFrame, spec: EffectSpec, *,
         if len(sub) < 10 or sub["value"].nunique() < 2:
             continue
         fit = expected.fit_expected(sub, model, y="value", weight="n")
-        fitted = (_lmm_fitted(sub, fit) if spec.multilevel
-                  and sub["municipality"].nunique() >= 5 else fit.fitted["fitted"].to_numpy())
+        single = fit.fitted["fitted"].to_numpy()
+        multi = spec.multilevel and sub["municipality"].nunique() >= 5
+        fitted = _lmm_fitted(sub, fit) if multi else single
         f = np.clip(fitted, *P_CLIP)
+        # ``municipal``: what the municipality level adds to the single-level expectation
+        # (exactly 0 without it, not a difference that is 0 only up to rounding)
         parts.append(sub.assign(fitted=fitted, residual=sub["value"].to_numpy() - fitted,
-                                s2=f * (1.0 - f) / sub["n"].to_numpy(dtype="float64")))
+                                s2=f * (1.0 - f) / sub["n"].to_numpy(dtype="float64"),
+                                municipal=fitted - single if multi else 0.0))
         fits[(str(outcome), int(year))] = fit
     if not parts:
-        cols = list(panel.columns) + ["fitted", "residual", "s2"]
+        cols = list(panel.columns) + ["fitted", "residual", "s2", "municipal"]
         return pd.DataFrame(columns=cols), fits
     return pd.concat(parts, ignore_index=True), fits
 

@@ -179,7 +179,9 @@ def decline(res: pd.DataFrame, comps: pd.DataFrame, *, year: int, n_years: int =
     first = year - n_years + 1
     d = res.loc[res["year"].between(first, year)].merge(comps, on="outcome", how="inner")
     w = 1.0 / (d["tau2_v"].to_numpy(float) + d["s2"].to_numpy(float))
-    t = d["year"].to_numpy(float)
+    # years from the reporting year (-2, -1, 0): the slope is the same, but sums of
+    # w * 2025**2 would cancel 7 of 16 digits in ``sxx`` and move the trend with the CPU
+    t = d["year"].to_numpy(float) - year
     key = [d["school_id"], d["outcome"]]
     g = pd.DataFrame({"w": w, "wt": w * t, "wr": w * d["residual"].to_numpy(float),
                       "wtt": w * t * t, "wtr": w * t * d["residual"].to_numpy(float),

@@ -35,6 +35,7 @@ from scipy.special import betainc, betaln, digamma, expit, gammaln, logit
 
 from analysis.errors import ModelError
 from analysis.ingest import schema
+from analysis.models.optim import newton_polish
 
 #: Below either, a procedure's prior is the pooled share with :data:`POOLED_RHO`.
 MIN_FIT_ROWS = 20
@@ -45,7 +46,7 @@ RHO_BOUNDS = (1e-6, 0.99)
 COEF_BOUND = 40.0
 #: Mean of the prior kept inside (0, 1) so that alpha and beta stay positive.
 MU_CLIP = (1e-10, 1.0 - 1e-10)
-#: Probabilities clipped before logs in :func:`rule_probability`.
+#: Probabilities clipped in :func:`rule_probability` (as the ШНОР tables show them).
 P_CLIP = (1e-12, 1.0 - 1e-12)
 #: A stop of L-BFGS-B that is not "success" still counts as converged below this
 #: largest absolute gradient of the mean log-likelihood (free parameters only).
@@ -309,10 +310,15 @@ def fit_beta_binomial(k: pd.Series | np.ndarray, n: pd.Series | np.ndarray,
         raise ModelError(
             "the beta-binomial prior of the share of low results did not converge "
             f"({res.message}); the probabilities of the ШНОР list cannot be computed")
-    theta = res.x
+    theta = np.asarray(res.x, dtype="float64")
+    if np.all((theta > lo + 1e-10) & (theta < hi - 1e-10)):
+        # an interior optimum: Newton steps take it from L-BFGS-B's stopping point (which
+        # moves with the CPU in the 10th digit) to within rounding of the maximum
+        theta, _, _ = newton_polish(lambda t: objective(t)[0], lambda t: objective(t)[1],
+                                    theta, np.full(theta.size, -np.inf), 1e-10, maxiter=10)
     coef = pd.Series(theta[:-1] / scale, index=Xd.columns, name="coef")
     return BetaBinomialFit(coef=coef, rho=float(expit(theta[-1])),
-                           loglik=-float(res.fun) * n_obs + const, converged=converged,
+                           loglik=-objective(theta)[0] * n_obs + const, converged=converged,
                            n_obs=n_obs)
 
 
@@ -352,9 +358,11 @@ def rule_probability(procs: pd.DataFrame, year: int) -> pd.Series:
 
     Procedures are independent with probabilities ``p_low``; ``C_y`` and ``C_prev`` count
     the truly low procedures of ``year`` and ``year − 1``:
-    ``P(rule) = P(C_y >= 2) + P(C_y == 1) P(C_prev >= 1)``, with
-    ``P(C == 0) = prod(1 − p)`` and ``P(C == 1) = prod(1 − p) · sum p / (1 − p)``
-    computed through group sums of logs (``p`` clipped to :data:`P_CLIP`).
+    ``P(rule) = P(C_y >= 2) + P(C_y == 1) P(C_prev >= 1)``.  The Poisson-binomial
+    probabilities come from the exact recursion over a school's procedures
+    (:func:`_poisson_binomial_head`), whose terms are all sums of products of
+    non-negative numbers: a probability of 1e-9 keeps its relative precision (``1 - P(0) -
+    P(1)`` would cancel to an absolute 1e-16 and change with the CPU).
 
     Parameters
     ----------
@@ -365,22 +373,53 @@ def rule_probability(procs: pd.DataFrame, year: int) -> pd.Series:
     -------
     Series indexed by ``school_id`` (schools with a row in either year), in [0, 1].
     """
-    p = procs["p_low"].to_numpy(dtype="float64").clip(*P_CLIP)
-    parts = pd.DataFrame({"school_id": procs["school_id"].to_numpy(), "year": procs["year"],
-                          "log_q": np.log1p(-p), "odds": p / (1.0 - p)})
-    ids = pd.Index(parts["school_id"].drop_duplicates().sort_values(), name="school_id")
-
-    def sums(y: int) -> tuple[np.ndarray, np.ndarray]:
-        g = parts.loc[parts["year"] == y].groupby("school_id")[["log_q", "odds"]].sum()
-        g = g.reindex(ids, fill_value=0.0)
-        p0 = np.exp(g["log_q"].to_numpy())
-        return p0, p0 * g["odds"].to_numpy()
-
-    p0_y, p1_y = sums(year)
-    p0_prev, _ = sums(year - 1)
-    ge2 = np.clip(1.0 - p0_y - p1_y, 0.0, 1.0)
-    out = ge2 + np.clip(p1_y, 0.0, 1.0) * np.clip(1.0 - p0_prev, 0.0, 1.0)
+    ids = pd.Index(pd.unique(procs["school_id"].to_numpy()), name="school_id").sort_values()
+    heads = {}
+    for y in (year, year - 1):
+        part = procs.loc[procs["year"] == y]
+        heads[y] = _poisson_binomial_head(
+            ids.get_indexer(part["school_id"].to_numpy()),
+            part["p_low"].to_numpy(dtype="float64").clip(*P_CLIP), len(ids))
+    _, one_y, two_y = heads[year]
+    _, one_prev, two_prev = heads[year - 1]
+    out = two_y + one_y * (one_prev + two_prev)
     return pd.Series(np.clip(out, 0.0, 1.0), index=ids, name="p_rule")
+
+
+def _poisson_binomial_head(group: np.ndarray, p: np.ndarray, n_groups: int
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``P(C = 0)``, ``P(C = 1)`` and ``P(C >= 2)`` of a sum of independent Bernoullis per
+    group, by the recursion ``(q0, q1, q2) <- (q0 (1 - p), q1 (1 - p) + q0 p, q2 + q1 p)``
+    over each group's trials, vectorised across groups (one pass per trial position).
+
+    Parameters
+    ----------
+    group : ndarray of int, shape (n,)
+        Group code of each trial, in ``0 .. n_groups - 1``.
+    p : ndarray of float, shape (n,)
+        Success probability of each trial.
+    n_groups : int
+
+    Returns
+    -------
+    q0, q1, q2 : ndarray of float, shape (n_groups,)
+        A group without trials has ``(1, 0, 0)``.
+    """
+    q0, q1, q2 = np.ones(n_groups), np.zeros(n_groups), np.zeros(n_groups)
+    if len(group) == 0:
+        return q0, q1, q2
+    order = np.argsort(group, kind="stable")
+    g, pp = group[order], p[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    position = np.arange(len(g)) - np.repeat(starts, np.diff(np.r_[starts, len(g)]))
+    for k in range(int(position.max()) + 1):
+        at = position == k
+        gi, pk = g[at], pp[at]
+        a0, a1 = q0[gi], q1[gi]
+        q2[gi] = q2[gi] + a1 * pk
+        q1[gi] = a1 * (1.0 - pk) + a0 * pk
+        q0[gi] = a0 * (1.0 - pk)
+    return q0, q1, q2
 
 
 def _context_rows(rows: pd.DataFrame, context: pd.DataFrame) -> pd.DataFrame:

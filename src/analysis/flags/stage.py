@@ -375,7 +375,7 @@ def _cards(est: dict[str, Any], year: int) -> pd.DataFrame:
             continue
         sub = res.loc[(res["outcome"] == outcome) & (res["year"] == y)]
         c = effects.contributions(fit, sub, sub)
-        c["municipality"] = sub["fitted"].to_numpy() - c.sum(axis=1).to_numpy()
+        c["municipality"] = sub["municipal"].to_numpy()
         parts.append(pd.concat([sub[["school_id", "outcome", "value", "n", "fitted"]], c],
                                axis=1))
     if not parts:

@@ -44,7 +44,7 @@ import nbformat  # noqa: E402 -- after the line above
 
 from analysis.config import PROCESSED, load_yaml, stage_parameters
 from analysis.i18n import t
-from analysis.outputs import OutputError, copy_file, write_text
+from analysis.outputs import OutputError, copy_file, round_text, write_text
 from analysis.publish import folders
 
 KERNEL_NAME = "school-context"
@@ -78,8 +78,14 @@ def ensure_kernel(name: str = KERNEL_NAME) -> str:
     return name
 
 
+#: Output types whose text is shown as it was printed (numbers rounded by :func:`scrub`).
+TEXT_OUTPUTS = ("text/plain", "text/html", "text/markdown", "text/latex")
+
+
 def scrub(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Drop timing metadata and random ids (papermill, nbclient): re-runs are byte-identical."""
+    """Drop timing metadata and random ids (papermill, nbclient), and round the numbers the
+    cells printed (:func:`analysis.outputs.round_text`): re-runs are byte-identical, on this
+    machine and on any other."""
     pm = nb.metadata.get("papermill", {})
     for key in (*VOLATILE, "environment_variables", "input_path", "output_path"):
         pm.pop(key, None)
@@ -87,9 +93,19 @@ def scrub(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell["id"] = "injected-parameters"  # papermill gives it a random id
         cell.metadata.pop("execution", None)
+        for out in cell.get("outputs", []):
+            if "text" in out:
+                out["text"] = _round_lines(out["text"])
+            for mime in TEXT_OUTPUTS:
+                if mime in out.get("data", {}):
+                    out["data"][mime] = _round_lines(out["data"][mime])
         for key in VOLATILE:
             cell.metadata.get("papermill", {}).pop(key, None)
     return nb
+
+
+def _round_lines(text: str | list[str]) -> str | list[str]:
+    return [round_text(t) for t in text] if isinstance(text, list) else round_text(text)
 
 
 def executed_path(stage: str, root: str | Path = ".") -> Path:
