@@ -79,6 +79,7 @@ bench: $(STAMP) sysdeps ## Run the benchmarks (on demand; prints medians and rat
 	$(PY) benchmarks/mixed_scale.py
 	$(PY) benchmarks/ses_link_scale.py
 	$(PY) benchmarks/flags_truth.py
+	$(PY) benchmarks/float_noise.py
 	$(PY) benchmarks/publish.py
 
 lock: ## Re-pin requirements.lock from a fresh environment (then commit it)

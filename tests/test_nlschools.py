@@ -130,11 +130,11 @@ def test_gradient_equals_an_independent_wls_on_the_pupils(nl, pupils):
                       (row["curvature"].estimate, curved.params["sq"])):
         assert got == pytest.approx(want, rel=1e-6, abs=1e-9)
     s = d.sample.set_index("school_id").loc[c.index]
-    assert np.allclose(s["social_index"], c["index"], rtol=1e-6, atol=1e-9)
-    assert np.allclose(s["quality_index"], c["quality"], rtol=0, atol=1e-9)
+    assert np.allclose(s["social_index"], c["index"], rtol=0, atol=2e-6)
+    assert np.allclose(s["quality_index"], c["quality"], rtol=0, atol=1e-6)
     # the expected model (a spline of the index; every class is one type in one place)
     assert d.gradient["model"]["dropped_terms"] == ["settlement_type", "school_type"]
-    assert np.average(s["residual"], weights=s["n_students"]) == pytest.approx(0, abs=1e-9)
+    assert np.average(s["residual"], weights=s["n_students"]) == pytest.approx(0, abs=1e-6)
 
 
 def test_social_index_tracks_class_mean_ses(nl, pupils):
