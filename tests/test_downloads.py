@@ -23,8 +23,8 @@ from openpyxl.utils import get_column_letter
 from analysis import outputs
 from analysis.outputs import OutputError
 from analysis.publish import downloads
-from analysis.publish.downloads import (csv_bytes, neutralise, neutralise_frame, write_csv,
-                                        write_downloads, write_parquet, write_workbook)
+from analysis.publish.downloads import (csv_bytes, neutralise, write_csv, write_parquet,
+                                        write_workbook)
 
 HOSTILE = ['=HYPERLINK("http://x","y")', "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "#N/A"]
 #: Text XlsxWriter would copy into the sheet XML unescaped (its rich-string marker): a formula.
@@ -177,18 +177,6 @@ def test_neutralise_prefixes_only_formula_starts():
     assert [neutralise(s) for s in HOSTILE[:-1]] == ["'" + s for s in HOSTILE[:-1]]
     assert neutralise("Школа № 5") == "Школа № 5" and neutralise("") == ""
     assert neutralise("a=b") == "a=b"
-
-
-def test_neutralise_frame_leaves_numbers_and_fixes_column_names(hostile):
-    df = hostile.rename(columns={"Число": "=Число"})
-    df["Кат"] = pd.Categorical(["-x"] * len(df))
-    out = neutralise_frame(df)
-    assert list(out.columns) == ["Школа", "Разница", "'=Число", "Кат"]
-    assert out["Школа"].tolist() == ["'" + s for s in HOSTILE[:-1]] + ["#N/A"]
-    assert set(out["Кат"]) == {"'-x"}
-    assert out["Разница"].dtype == "float64" and out["Разница"].min() < 0
-    assert out["'=Число"].dtype == hostile["Число"].dtype
-    assert df["Школа"].iloc[0] == HOSTILE[0]  # the input is not modified
 
 
 def test_hostile_names_are_text_in_csv_and_negative_numbers_stay_numbers(hostile):
@@ -410,22 +398,7 @@ def test_parquet_keeps_text_as_is_and_rounds_floats(hostile, tmp_path):
         write_parquet(df, tmp_path / "x.csv")
 
 
-# --- the convenience writer, and never a partial file ---------------------------------------
-
-def test_write_downloads_writes_one_workbook_and_one_csv_per_table(table, hostile, tmp_path):
-    paths = write_downloads({"schools": ("Школы", table), "risky": ("Риски", hostile)},
-                            tmp_path / "dl", formats={"Школы": {"Балл": "0.00"}})
-    assert paths == sorted([tmp_path / "dl" / "tables.xlsx",
-                            tmp_path / "dl" / "csv" / "schools.csv",
-                            tmp_path / "dl" / "csv" / "risky.csv"])
-    assert (tmp_path / "dl" / "csv" / "risky.csv").read_bytes() == csv_bytes(hostile)
-    wb = openpyxl.load_workbook(tmp_path / "dl" / "tables.xlsx")
-    assert wb.sheetnames == ["Школы", "Риски"] and wb["Школы"]["B2"].number_format == "0.00"
-    with pytest.raises(ValueError):
-        write_downloads({"../x": ("X", table)}, tmp_path / "dl")
-    with pytest.raises(ValueError):
-        write_downloads({"a": ("X", table), "b": ("X", table)}, tmp_path / "dl")
-
+# --- never a partial file -------------------------------------------------------------------
 
 @pytest.mark.parametrize("write", [
     lambda df, folder: write_workbook({"T": df}, folder / "t.xlsx"),

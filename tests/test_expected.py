@@ -235,7 +235,7 @@ def test_missing_term_column_names_the_parameter():
 def test_bad_spec_and_bad_inputs_are_clear_errors():
     with pytest.raises(InputError, match="ses_link.shape"):
         ExpectedSpec(shape="cubic")
-    with pytest.raises(InputError, match="ses_link.df"):
+    with pytest.raises(InputError, match="ses_link.spline_df"):
         ExpectedSpec(df=0)
     with pytest.raises(InputError, match="ses_link.support"):
         ExpectedSpec(support=(0.9, 0.1))

@@ -264,17 +264,6 @@ def test_unknown_table_is_a_programming_error():
         mp.apply_mapping(text_table({"a": ["1"]}), "teachers", None, "f")
 
 
-# --- to_fraction ----------------------------------------------------------------------------
-
-
-def test_to_fraction_units():
-    s = pd.Series([25.0, 12.5])
-    assert mp.to_fraction(s, "percent").tolist() == [0.25, 0.125]
-    assert mp.to_fraction(s, "fraction").tolist() == [25.0, 12.5]
-    with pytest.raises(ValueError, match="percent"):
-        mp.to_fraction(s, "permille")
-
-
 # --- draft ----------------------------------------------------------------------------------
 
 SCHOOL_HEADERS = ["Код ОО", "Наименование ОО", "Муниципальное образование", "Год",
@@ -381,14 +370,6 @@ def test_percent_text_parses_back_to_value_over_100(values):
     out, _ = mp.apply_mapping(text_table(cols), "schools", m, "schools.csv")
     for text, value in zip(out["share_low_income"], values, strict=True):
         assert abs(float(text) - value / 100) <= 1e-12
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(percents, min_size=1, max_size=20))
-def test_to_fraction_percent_times_100_is_the_original(values):
-    back = mp.to_fraction(pd.Series(values, dtype="float64"), "percent") * 100
-    for got, value in zip(back, values, strict=True):
-        assert math.isclose(got, value, rel_tol=1e-12, abs_tol=1e-12)
 
 
 def test_end_to_end_with_the_text_reader(tmp_path, example):

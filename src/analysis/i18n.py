@@ -64,8 +64,3 @@ def label(kind: str, value: Any, lang: str = "ru") -> str:
     if kind in OPEN_KINDS and f"{kind}.{value}" not in catalogue():
         return str(value)
     return t(f"{kind}.{value}", lang)
-
-
-def labeller(kind: str, lang: str = "ru"):
-    """A function mapping category values of ``kind`` to labels (for ``Series.map``)."""
-    return lambda value: label(kind, value, lang)

@@ -328,28 +328,6 @@ def _decimal_text(number: Decimal) -> str:
     return "0" if text == "-0" else text
 
 
-def to_fraction(values: pd.Series, unit: str) -> pd.Series:
-    """Numeric shares as fractions (0..1).
-
-    Parameters
-    ----------
-    values
-        Numeric shares.
-    unit
-        ``"percent"`` (divided by 100) or ``"fraction"`` (returned unchanged).
-
-    Raises
-    ------
-    ValueError
-        For any other unit.
-    """
-    if unit == "percent":
-        return values / 100
-    if unit == "fraction":
-        return values.copy()
-    raise ValueError(f"unit must be 'percent' or 'fraction', got {unit!r}")
-
-
 # --- drafting a mapping from headers --------------------------------------------------------
 
 #: Common header variants of canonical columns (Russian and English).  Matched after

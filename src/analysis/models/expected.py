@@ -95,7 +95,7 @@ class ExpectedSpec:
         if self.shape not in SHAPES:
             raise _spec_problem("shape", self.shape, f"one of {SHAPES}")
         if isinstance(self.df, bool) or int(self.df) != self.df or int(self.df) < 1:
-            raise _spec_problem("df", self.df, "a whole number >= 1 (1 = a straight line)")
+            raise _spec_problem("spline_df", self.df, "a whole number >= 1 (1 = a straight line)")
         object.__setattr__(self, "df", int(self.df))
         lo, hi = (float(v) for v in self.support)
         if not 0.0 <= lo < hi <= 1.0:
@@ -509,7 +509,7 @@ def check_rows(data: pd.DataFrame, columns: Sequence[str], n_params: int) -> Non
         raise InputError(Problem(
             file="the expected model's schools", column="ses_link.terms",
             value=f"{len(data)} schools for {n_params} coefficients",
-            expected=f"more schools than coefficients: fewer terms, or a lower ses_link.df, "
+            expected=f"more schools than coefficients: fewer terms, or a lower ses_link.spline_df, "
                      f"in {SET_IN}"))
 
 

@@ -59,21 +59,6 @@ def neutralise(value: str) -> str:
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
-def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``df``: :func:`neutralise` on text cells and column names (not on numbers)."""
-    def neutral(v: Any) -> Any:
-        return neutralise(v) if isinstance(v, str) else v
-
-    out = df.copy()
-    for i in range(out.shape[1]):
-        s = out.iloc[:, i]
-        s = s.astype(object) if isinstance(s.dtype, pd.CategoricalDtype) else s
-        if is_object_dtype(s.dtype) or is_string_dtype(s.dtype):
-            out.isetitem(i, s.map(neutral))
-    out.columns = [neutral(c) for c in out.columns]
-    return out
-
-
 def _rounded(df: pd.DataFrame) -> pd.DataFrame:
     if df.columns.duplicated().any():
         raise ValueError(f"duplicate column names: {list(df.columns[df.columns.duplicated()])}")
@@ -513,31 +498,3 @@ def write_workbook(sheets: Mapping[str, pd.DataFrame], path: str | Path, *,
         raise
     wb.close()
     return write_bytes(path, _fixed_zip(buf.getvalue()))
-
-
-def write_downloads(tables: Mapping[str, tuple[str, pd.DataFrame]], folder: str | Path, *,
-                    xlsx_name: str = "tables.xlsx",
-                    formats: Mapping[str, Mapping[str, str]] | None = None) -> list[Path]:
-    """Write ``folder/<xlsx_name>`` (all tables) and ``folder/csv/<stem>.csv`` (each table).
-
-    Parameters
-    ----------
-    tables : mapping of str to (str, DataFrame)
-        File stem (``[A-Za-z0-9][A-Za-z0-9_.-]*``) -> (unique sheet title, table), in order.
-    folder : str or Path
-    xlsx_name : str
-    formats : mapping, optional
-        Number formats keyed by sheet title, as in :func:`write_workbook`.
-
-    Returns
-    -------
-    list of Path
-        The written files, sorted.
-    """
-    titles = {stem: title for stem, (title, _) in tables.items()}
-    if not all(map(_STEM.fullmatch, titles)) or len(set(titles.values())) < len(titles):
-        raise ValueError(f"file stems must be plain names, sheet titles unique: {titles}")
-    paths = [write_workbook({title: df for title, df in tables.values()}, Path(folder) / xlsx_name,
-                            formats=formats)]
-    paths += [write_csv(df, Path(folder, "csv", f"{stem}.csv")) for stem, (_, df) in tables.items()]
-    return sorted(paths)
