@@ -237,7 +237,7 @@ def run_stage_once(folder: Path) -> dict:
 def family_inputs(t: dict[str, pd.DataFrame], kw: dict) -> dict:
     """What ses_link_stage hands each family (built as the stage builds it; not timed)."""
     year, min_n = kw["year"], kw["min_n"]
-    spec = link.spec_from_params(kw["ses_link"])
+    spec = expected.ExpectedSpec.from_params(kw["ses_link"])
     sample, _ = sample_mod.analysis_sample(t["schools"], t["social_index"], t["school_year"],
                                            year=year, min_n=min_n)
     fit = expected.fit_expected(sample, spec)

@@ -29,6 +29,7 @@ import pandas as pd
 from analysis import ledger
 from analysis.errors import SET_IN, InputError, Problem
 from analysis.ingest import schema
+from analysis.numeric import is_constant
 from analysis.ingest.io import InputWarning
 
 METHODS = ("mean_z", "pca", "weights")
@@ -39,18 +40,6 @@ DEFAULT_BAND_EDGES: tuple[float, ...] = (-1.5, -1.0, -0.5, 0.5, 1.0, 1.5)
 NO_VARIANCE, NO_VALUES = "no_variance", "no_values"
 #: How a missing component was imputed (``imputation_`` records).
 BY_REGRESSION, BY_MEAN = "regression", "mean"
-#: A range (max - min) at most this, relative to the values' magnitude (at least 1), counts
-#: as no variation: differences at the level of floating-point rounding.
-_TOLERANCE = 1e-12
-
-
-def is_constant(values: pd.Series | np.ndarray) -> bool:
-    """Whether the non-missing ``values`` (shape (n,)) are all the same number (or none)."""
-    v = np.asarray(values, dtype="float64")
-    v = v[~np.isnan(v)]
-    if v.size == 0:
-        return True
-    return bool(np.ptp(v) <= _TOLERANCE * max(1.0, float(np.abs(v).max())))
 
 
 def _single_year(years: pd.Series | pd.Index) -> int | None:

@@ -413,10 +413,9 @@ def estimate_effects(panel: pd.DataFrame, spec: EffectSpec, *, year: int,
             "school_yearly": school_yearly, "fits": fits}
 
 
-def spec_from_params(ses_link: Mapping[str, Any], flags: Mapping[str, Any]) -> EffectSpec:
-    """The default specification from ``params.yaml``."""
-    from analysis.models.link import spec_from_params as model_spec
-
-    return EffectSpec(model=model_spec(ses_link), multilevel=bool(flags.get("multilevel", False)),
+def spec_from_params(model: expected.ExpectedSpec, flags: Mapping[str, Any]) -> EffectSpec:
+    """The default specification: the expected-result model of stage 03 (``model``, from
+    ``params.yaml`` ``ses_link``) and ``params.yaml`` ``flags``."""
+    return EffectSpec(model=model, multilevel=bool(flags.get("multilevel", False)),
                       weights=str(flags.get("year_weights", "precision")),
                       n_years=int(flags.get("n_years", 3)), z=float(flags["z"]))

@@ -26,6 +26,7 @@ import pandas as pd
 from analysis import ledger
 from analysis.context.index import social_index_by_year
 from analysis.flags import effects, objectivity, rules, shnor
+from analysis.models import expected
 
 #: Lists whose changes since last year are reported, and the criteria that explain them.
 LISTS = ("resilient", "shnor", "shnsu", "risk_zone")
@@ -257,7 +258,7 @@ def flags_stage(schools: pd.DataFrame, results: pd.DataFrame, index: pd.DataFram
     previous : also compute last year's lists and what changed (and the robustness
         specifications, which only the reporting year's lists show)
     """
-    spec = effects.spec_from_params(ses_link, flags)
+    spec = effects.spec_from_params(expected.ExpectedSpec.from_params(ses_link), flags)
     years = sorted(int(y) for y in schools["year"].unique() if y <= year)
     # a region with fewer years than min_years: the flag needs every year it has (stated)
     window = [y for y in years if y > year - spec.n_years]

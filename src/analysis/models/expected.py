@@ -87,6 +87,13 @@ class ExpectedSpec:
     cov_type: str = "cluster"
     slope_at: float = 0.0
 
+    @classmethod
+    def from_params(cls, ses_link: Mapping[str, Any]) -> ExpectedSpec:
+        """The expected-result model of ``params.yaml`` ``ses_link``."""
+        return cls(terms=tuple(ses_link.get("terms") or ()), shape=ses_link["shape"],
+                   df=ses_link["spline_df"], support=tuple(ses_link["support"]),
+                   cov_type=ses_link["cov_type"], slope_at=ses_link["slope_at"])
+
     def __post_init__(self) -> None:
         terms = (self.terms,) if isinstance(self.terms, str) else tuple(self.terms)
         object.__setattr__(self, "terms", tuple(str(t) for t in terms))

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from analysis.context.index import is_constant
+from analysis.numeric import is_constant
 from analysis.ingest import schema
 from analysis.models import estimates
 

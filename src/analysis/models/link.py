@@ -63,14 +63,6 @@ class SesLinkResult:
     fits: dict[str, Any]
 
 
-def spec_from_params(ses_link: Mapping[str, Any]) -> expected.ExpectedSpec:
-    """The expected-result model from ``params.yaml`` ``ses_link``."""
-    return expected.ExpectedSpec(
-        terms=tuple(ses_link.get("terms") or ()), shape=ses_link["shape"],
-        df=ses_link["spline_df"], support=tuple(ses_link["support"]),
-        cov_type=ses_link["cov_type"], slope_at=ses_link["slope_at"])
-
-
 def yearly_samples(schools: pd.DataFrame, index: pd.DataFrame, school_year: pd.DataFrame, *,
                    min_n: int) -> pd.DataFrame:
     """Every year's gradient sample (schools with an index, a quality index, >= min_n)."""
@@ -167,7 +159,7 @@ def ses_link_stage(schools: pd.DataFrame, index: pd.DataFrame, school_year: pd.D
     sample, book = sample_mod.analysis_sample(schools, index, school_year, year=year, min_n=min_n)
     sample_mod.check_sample(sample, min_schools=min_schools, year=year, min_n=min_n,
                           excluded=book[0]["reason"].value_counts(sort=False).to_dict())
-    spec = spec_from_params(ses_link)
+    spec = expected.ExpectedSpec.from_params(ses_link)
     notes: list[str] = []
     n_mun = int(sample["municipality"].nunique())
     if spec.cov_type == "cluster" and n_mun < MIN_CLUSTERS:

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 import pandas as pd
 
 from analysis import ledger
-from analysis.context.index import SET_IN, is_constant
+from analysis.errors import SET_IN
+from analysis.numeric import is_constant
 from analysis.errors import InputError, Problem
 from analysis.ingest import schema
 
