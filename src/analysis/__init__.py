@@ -21,7 +21,8 @@ another stage's module.
   a report was built from (:mod:`.provenance`);
 - :mod:`analysis.pipeline` -- orchestration only: the five stages in order
   (:mod:`.flow`), the notebook runner (:mod:`.nbrun`), ``make report DATA=…``
-  (:mod:`.run`), pre-run checks (:mod:`.preflight`);
+  (:mod:`.run`), pre-run checks (:mod:`.preflight`), each stage's DVC deps from its
+  imports (:mod:`.deps`);
 - :mod:`analysis.demo` -- the synthetic region with planted truth, real public data;
 - shared: :mod:`.files` (the processed files by name, read and written), :mod:`.config`
   (params.yaml), :mod:`.errors`, :mod:`.i18n` (the one catalogue, ``labels.yaml``),
