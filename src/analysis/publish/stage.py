@@ -30,7 +30,7 @@ PARAM_KEYS = ("year", "min_n", "lang", "prepare", "index", "quality_groups", "cl
 
 
 def write_outputs(data: ReportData, params: Mapping[str, Any], root: str | Path = "."
-                  ) -> None:
+                  ) -> list[Path]:
     """Write ``metrics.json`` and the published site's files (downloads, municipal reports,
     index: :func:`analysis.publish.site.write_site`) under ``root``.
 
@@ -43,12 +43,17 @@ def write_outputs(data: ReportData, params: Mapping[str, Any], root: str | Path 
         (:func:`analysis.config.flatten`: ``report_top_n``, ``flags_z``, ...).
     root : str or Path
         The project (or work) folder the processed files are under.
+
+    Returns
+    -------
+    list of Path
+        The site's files, sorted (what :func:`analysis.publish.site.write_site` wrote).
     """
     from analysis.publish import report, site
 
     root = Path(root)
     report.write_metrics(root / FILES["metrics"], report.build_metrics(data, params))
-    site.write_site(data, params, root / FILES["site"])
+    return site.write_site(data, params, root / FILES["site"])
 
 
 def run_report(root: str | Path = ".", *, year: int, params: Mapping[str, Any]
