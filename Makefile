@@ -87,6 +87,10 @@ lock: ## Re-pin requirements.lock from a fresh environment (then commit it)
 	/tmp/school-context-lock/bin/pip install --quiet -e ".[dev]"
 	/tmp/school-context-lock/bin/pip freeze --exclude-editable | sort -f > requirements.lock
 
+.PHONY: deps
+deps: $(STAMP) ## Rewrite the src/ deps of dvc.yaml's stages from their imports
+	$(PY) -m analysis.pipeline.deps --write
+
 notebooks-clean: $(STAMP) ## Clear outputs and execution counts of the source notebooks (before a commit)
 	$(BIN)/jupyter nbconvert --log-level=WARN --ClearOutputPreprocessor.enabled=True --inplace notebooks/*.ipynb
 

@@ -23,9 +23,9 @@ METHODS = ("kmeans", "gmm", "ward")
 
 def recovery(seed: int, params: dict) -> dict[str, tuple[float, int, float]]:
     """ARI with the planted groups, chosen k and bootstrap ARI of each method, for one seed."""
+    from analysis.context.stage import context_stage
     from analysis.demo.synth import RegionSpec, generate_region
     from analysis.ingest import io, prepare
-    from analysis.pipeline import stages
 
     region = generate_region(RegionSpec(seed=seed))
     year = RegionSpec().years[-1]
@@ -38,7 +38,7 @@ def recovery(seed: int, params: dict) -> dict[str, tuple[float, int, float]]:
     truth = region.truth.set_index("school_id")["context_group"]
     out = {}
     for method in METHODS:
-        res = stages.context_stage(
+        res = context_stage(
             prep.schools, prep.school_year, year=year, min_n=params["min_n"],
             index=params["index"], quality_groups=params["quality_groups"],
             clusters={**params["clusters"], "method": method}, similar=params["similar"])

@@ -7,7 +7,7 @@ school's similar schools, in under 60 s and 2 GB peak memory on 2 cores.
 
 The synthetic regions are generated and prepared once (stage 01, in a separate process:
 the generator itself is not measured).  Then each size is timed in fresh processes,
-interleaved, ``--repeat`` times: the wall time of :func:`analysis.pipeline.stages.
+interleaved, ``--repeat`` times: the wall time of :func:`analysis.context.stage.
 context_stage` with the project's ``params.yaml`` (only ``year`` set), and the process's
 peak resident memory (imports and tables included).  Medians are printed side by side with
 the ratio to the demo size.  Like the pipeline's kernels, runs use one BLAS/OpenMP thread.
@@ -60,15 +60,15 @@ def run_once(data: Path) -> dict:
     import pandas as pd
 
     from analysis.config import load_yaml
-    from analysis.pipeline import stages
+    from analysis.context.stage import context_stage
 
     params = load_yaml(ROOT / "params.yaml")
     schools = pd.read_parquet(data / "schools.parquet")
     school_year = pd.read_parquet(data / "school_year.parquet")
     start = time.perf_counter()
-    res = stages.context_stage(schools, school_year, year=YEARS[-1], min_n=params["min_n"],
-                               index=params["index"], quality_groups=params["quality_groups"],
-                               clusters=params["clusters"], similar=params["similar"])
+    res = context_stage(schools, school_year, year=YEARS[-1], min_n=params["min_n"],
+                        index=params["index"], quality_groups=params["quality_groups"],
+                        clusters=params["clusters"], similar=params["similar"])
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"seconds": seconds, "peak_mb": peak, "schools": len(res.clusters),

@@ -3,7 +3,7 @@
 Run on demand (``make bench``); never imported by the pipeline, not part of the tests.  For
 each seed a fresh demo region (the ``demo`` section of ``params.yaml``, with the seed and the
 number of schools of the command line) is written to a temporary project root and run
-through stages 01-04 in-process (:func:`analysis.pipeline.stages.run_all` with the project's
+through stages 01-04 in-process (:func:`analysis.pipeline.flow.run_all` with the project's
 ``params.yaml``).  The flags of the reporting year are then scored against the truth the
 pipeline never sees (``truth.csv`` and ``truth_procedures.csv`` of
 :mod:`analysis.demo.synth`):
@@ -67,7 +67,7 @@ def region_spec(params: Mapping[str, Any], seed: int, n_schools: int) -> Any:
 def run_seed(seed: int, n_schools: int, params: Mapping[str, Any]) -> dict[str, Any]:
     """Generate, run stages 01-04 in a temporary root, evaluate; adds ``seconds``."""
     from analysis.demo.synth import generate_region, write_region
-    from analysis.pipeline import stages
+    from analysis.pipeline.flow import run_all
 
     start = time.perf_counter()
     # the region goes to the temporary root whatever the project's raw folder is
@@ -76,7 +76,7 @@ def run_seed(seed: int, n_schools: int, params: Mapping[str, Any]) -> dict[str, 
     with tempfile.TemporaryDirectory(prefix="flags_truth_") as tmp:
         root = Path(tmp)
         write_region(region, root / "data" / "raw", root / "demo_truth")
-        data = stages.run_all(root, p)
+        data = run_all(root, p)
     f = p["flags"]
     out = evaluate(data.flags, data.shnor, data.objectivity, region.truth,
                    region.truth_procedures, year=int(p["year"]),

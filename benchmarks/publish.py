@@ -29,10 +29,10 @@ ALL = """
 import yaml, sys
 from pathlib import Path
 from analysis.config import flatten
-from analysis.pipeline import stages
 from analysis.publish import site
+from analysis.publish.data import load_report_data
 p = yaml.safe_load(open("params.yaml", encoding="utf-8"))
-d = stages.load_report_data(year=p["year"])
+d = load_report_data(year=p["year"])
 keys = ["year", "min_n", "lang", "prepare", "index", "quality_groups", "clusters", "similar",
         "ses_link", "multilevel", "flags", "report"]
 site.write_site(d, flatten(p, keys), Path(sys.argv[1]))
@@ -41,10 +41,10 @@ site.write_site(d, flatten(p, keys), Path(sys.argv[1]))
 ONE = """
 import yaml, sys
 from analysis.config import flatten
-from analysis.pipeline import stages
 from analysis.publish import site
+from analysis.publish.data import load_report_data
 p = yaml.safe_load(open("params.yaml", encoding="utf-8"))
-d = stages.load_report_data(year=p["year"])
+d = load_report_data(year=p["year"])
 keys = ["year", "min_n", "lang", "report", "flags"]
 params = flatten(p, keys)
 mun = sorted(d.flags["municipality"].dropna().unique())[0]

@@ -43,27 +43,21 @@ COMPUTE = """
 import sys, time, yaml
 from pathlib import Path
 from analysis.config import flatten
-from analysis.pipeline import stages
-p = yaml.safe_load(open("params.yaml", encoding="utf-8")); y = p["year"]; q = p["prepare"]
-sub = dict(quality_procedures=q["quality_procedures"], quality_subjects=q["quality_subjects"],
-           quality_grades=q["quality_grades"], quality_formula=q["quality_formula"])
-steps = {
-  "01_prepare": lambda: stages.run_prepare(year=y, **q),
-  "02_context_clusters": lambda: stages.run_context(
-      year=y, min_n=p["min_n"], index=p["index"], quality_groups=p["quality_groups"],
-      clusters=p["clusters"], similar=p["similar"]),
-  "03_ses_link": lambda: stages.run_ses_link(year=y, min_n=p["min_n"], ses_link=p["ses_link"],
-                                             multilevel=p["multilevel"], **sub),
-  "04_flags": lambda: stages.run_flags(year=y, min_n=p["min_n"], flags=p["flags"],
-                                       ses_link=p["ses_link"], index=p["index"], **sub),
-}
+from analysis.context import stage as s02
+from analysis.flags import stage as s04
+from analysis.ingest import stage as s01
+from analysis.models import stage as s03
+from analysis.publish.data import load_report_data
+p = yaml.safe_load(open("params.yaml", encoding="utf-8")); y = p["year"]
+steps = {"01_prepare": s01.run, "02_context_clusters": s02.run, "03_ses_link": s03.run,
+         "04_flags": s04.run}
 for name, fn in steps.items():
-    fn()  # warm: imports and first calls
+    fn(".", p)  # warm: imports and first calls
 for name, fn in steps.items():
-    t = time.perf_counter(); fn(); print(name, time.perf_counter() - t)
-from analysis.publish import report, site
+    t = time.perf_counter(); fn(".", p); print(name, time.perf_counter() - t)
+from analysis.publish import site
 t = time.perf_counter()
-d = stages.load_report_data(year=y)
+d = load_report_data(year=y)
 keys = [k for k in ("year", "min_n", "lang", "prepare", "index", "quality_groups", "clusters",
                     "similar", "ses_link", "multilevel", "flags", "report") if k in p]
 site.write_site(d, flatten(p, keys), Path("/tmp/_bench_site"))

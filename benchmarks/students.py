@@ -23,7 +23,7 @@ Two targets:
   rows), each part in a fresh process, against the **2 GB** target: the DuckDB aggregation
   of its ``students.parquet``; stage 01's reading of the students table
   (:func:`analysis.ingest.io.read_tables` then :func:`analysis.ingest.prepare.tidy_students`,
-  as :func:`analysis.pipeline.stages.run_prepare` does); and stage 03's student-level part
+  as :func:`analysis.ingest.stage.run_prepare` does); and stage 03's student-level part
   (the processed students table, the gradient's sample,
   :func:`analysis.models.students.student_frame` and
   :func:`~analysis.models.students.fit_student_models` with ``multilevel.student_*``), with
@@ -302,15 +302,15 @@ print(len(tidy))
 STAGE03 = """
 import sys
 from analysis.config import load_yaml
+from analysis import files
 from analysis.models import sample as sample_mod, students
-from analysis.pipeline import stages
 root = sys.argv[1]
 p = load_yaml(f"{root}/params.yaml")
 year, prep, ml = p["year"], p["prepare"], p["multilevel"]
-table = stages.read(root, "students")
-sample, _ = sample_mod.analysis_sample(stages.read(root, "schools"),
-                                       stages.read(root, "social_index"),
-                                       stages.read(root, "school_year"), year=year,
+table = files.read(root, "students")
+sample, _ = sample_mod.analysis_sample(files.read(root, "schools"),
+                                       files.read(root, "social_index"),
+                                       files.read(root, "school_year"), year=year,
                                        min_n=p["min_n"])
 data, _ = students.student_frame(table, sample, year=year,
                                  procedures=prep["quality_procedures"],
@@ -376,7 +376,8 @@ def national(args: argparse.Namespace, tmp: Path) -> None:
 def regional(args: argparse.Namespace, tmp: Path) -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from analysis.config import load_yaml
-    from analysis.pipeline import stages
+    from analysis.context.stage import run_context
+    from analysis.ingest.stage import run_prepare
     from conftest import make_project
 
     root = make_project(tmp / "proj")
@@ -405,10 +406,10 @@ def regional(args: argparse.Namespace, tmp: Path) -> None:
            repeat(args.repeat, [sys.executable, "-c", STAGE01, str(only),
                                 str(tmp / "tidy_students.parquet")]), REGIONAL_TARGET_GB, rows)
     # the processed files stage 03 reads (stages 01 and 02, run here, not measured)
-    stages.run_prepare(root, year=year, **p["prepare"])
-    stages.run_context(root, year=year, min_n=p["min_n"], index=p["index"],
-                       quality_groups=p["quality_groups"], clusters=p["clusters"],
-                       similar=p["similar"])
+    run_prepare(root, year=year, **p["prepare"])
+    run_context(root, year=year, min_n=p["min_n"], index=p["index"],
+                quality_groups=p["quality_groups"], clusters=p["clusters"],
+                similar=p["similar"])
     runs = repeat(args.repeat, [sys.executable, "-c", STAGE03, str(root)])
     report("stage 03: student models (student_frame + fit_student_models)", runs,
            REGIONAL_TARGET_GB, rows)

@@ -15,7 +15,7 @@ import pytest
 
 from analysis.errors import InputError
 from analysis.ingest.io import InputWarning
-from analysis.pipeline import stages
+from analysis.ingest.stage import run_prepare
 from conftest import make_project
 
 BAD = Path(__file__).parent / "data" / "bad"
@@ -34,7 +34,7 @@ def expected(case: str) -> list[str]:
 
 
 def run(case: str, tmp_path: Path):
-    return stages.run_prepare(
+    return run_prepare(
         root=tmp_path, year=2025, raw_dir=str(BAD / case), mapping=None, sheet=None,
         header_row=None, quality_procedures=["VPR", "OGE"], quality_subjects=["rus", "math"],
         quality_grades=[5, 6, 9])

@@ -14,15 +14,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis import files
 from analysis.config import load_yaml
 from analysis.context.clusters import ContextClusters
 from analysis.context.index import SocialIndex, social_index_by_year
+from analysis.context.stage import run_context
 from analysis.errors import InputError
 from analysis.ingest.io import InputWarning
+from analysis.ingest.stage import run_prepare
 from analysis.models import estimates
 from analysis.models.gradients import gradient_stats
 from analysis.models.sample import check_sample
-from analysis.pipeline import run, stages
+from analysis.pipeline import run
 from conftest import TINY_PARAMS, make_project
 
 INDICATORS = ("share_parents_higher_ed", "share_low_income", "share_single_parent",
@@ -193,12 +196,12 @@ def test_run_context_writes_index_warnings(tmp_path, tiny_region):
     schools.loc[schools["year"] == "2024", "share_disability"] = "0.05"
     schools.to_csv(raw, index=False)
     params = load_yaml(root / "params.yaml")
-    stages.run_prepare(root, year=2025, **params["prepare"])
+    run_prepare(root, year=2025, **params["prepare"])
     with pytest.warns(InputWarning, match="share_disability"):
-        stages.run_context(root, year=2025, min_n=params["min_n"], index=params["index"],
-                           quality_groups=params["quality_groups"],
-                           clusters=params["clusters"], similar=params["similar"])
-    summary = stages.read_json(root, "context_summary")
+        run_context(root, year=2025, min_n=params["min_n"], index=params["index"],
+                    quality_groups=params["quality_groups"],
+                    clusters=params["clusters"], similar=params["similar"])
+    summary = files.read_json(root, "context_summary")
     assert summary["index"]["warnings"] == [
         {"year": 2024, "indicator": "share_disability", "reason": "no_variance"}]
 

@@ -13,9 +13,9 @@ import pytest
 
 from analysis.flags.rules import TYPOLOGY
 from analysis.i18n import LANGS, catalogue
-from analysis.pipeline.stages import ReportData
 from analysis.publish import flags_report as fr
 from analysis.publish import report
+from analysis.publish.data import ReportData
 
 MIN_N = 10
 YEAR = 2025

@@ -18,9 +18,11 @@ import pandas as pd
 import pytest
 
 from analysis.config import load_yaml
+from analysis.context.stage import run_context
 from analysis.demo import evaluate
 from analysis.demo.synth import RegionSpec, generate_region
-from analysis.pipeline import stages
+from analysis.flags.stage import run_flags
+from analysis.ingest.stage import run_prepare
 from conftest import make_project
 
 pytestmark = pytest.mark.pipeline
@@ -36,11 +38,11 @@ def scored(tmp_path_factory):
         root = make_project(tmp_path_factory.mktemp(f"s{seed}"), region)
         p = load_yaml(root / "params.yaml")
         prep, year = p["prepare"], p["year"]
-        stages.run_prepare(root, year=year, **prep)
-        stages.run_context(root, year=year, min_n=p["min_n"], index=p["index"],
-                           quality_groups=p["quality_groups"], clusters=p["clusters"],
-                           similar=p["similar"])
-        res = stages.run_flags(
+        run_prepare(root, year=year, **prep)
+        run_context(root, year=year, min_n=p["min_n"], index=p["index"],
+                    quality_groups=p["quality_groups"], clusters=p["clusters"],
+                    similar=p["similar"])
+        res = run_flags(
             root, year=year, min_n=p["min_n"], flags=p["flags"], ses_link=p["ses_link"],
             index=p["index"], quality_procedures=prep["quality_procedures"],
             quality_subjects=prep["quality_subjects"], quality_grades=prep["quality_grades"],

@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from analysis.demo.synth import RegionSpec, generate_region
-from analysis.pipeline import stages
+from analysis.files import FILES
+from analysis.pipeline.flow import run_all
 from analysis.publish import context_report as cr
 from analysis.publish import flags_report as fr
 from analysis.publish import report as rp
@@ -30,16 +31,16 @@ def national(tmp_path_factory):
     root = make_project(tmp_path_factory.mktemp("national") / "proj", generate_region(SPEC),
                         PARAMS)
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
-    return root, params, stages.run_all(root, params)
+    return root, params, run_all(root, params)
 
 
 def test_the_region_column_is_read_and_kept(national):
     root, _, d = national
-    schools = pd.read_parquet(root / stages.FILES["schools"])
+    schools = pd.read_parquet(root / FILES["schools"])
     assert schools["region"].nunique() == 4
     assert schools.groupby("municipality")["region"].nunique().max() == 1
     assert rp.regions_of(d) is not None
-    download = pd.read_parquet(root / stages.FILES["site"] / "data" / "schools.parquet")
+    download = pd.read_parquet(root / FILES["site"] / "data" / "schools.parquet")
     assert download["region"].notna().all()
     assert list(download.columns).index("region") == list(download.columns).index(
         "municipality") - 1
@@ -75,7 +76,7 @@ def test_cards_typology_exclusions_and_similar_are_summarised(national):
 def test_a_one_region_file_lists_schools_as_before(tiny_project):
     params = yaml.safe_load((tiny_project / "params.yaml").read_text(encoding="utf-8"))
     params["report"]["municipal"] = False
-    d = stages.run_all(tiny_project, params)
+    d = run_all(tiny_project, params)
     assert rp.regions_of(d) is None
     html = fr.section_lists(d, "ru", params["flags"], min_n=params["min_n"], top_n=10)
     assert "Сводный отчёт" not in html

@@ -20,7 +20,7 @@ from analysis.demo import datasets
 from analysis.flags import objectivity
 from analysis.flags import shnor as shnor_rule
 from analysis.ingest.mapping import load_mapping
-from analysis.pipeline import stages
+from analysis.pipeline import flow
 from analysis.pipeline.run import merge_params
 from analysis.publish import context_report as cr
 from analysis.publish import flags_report, report, ses_report
@@ -37,7 +37,7 @@ def merged_params(overrides: dict) -> dict:
 
 def run_all(root, raw, p):
     p = merge_params(p, {"prepare": {"raw_dir": str(raw)}})
-    return stages.run_all(root, p)
+    return flow.run_all(root, p)
 
 
 @pytest.fixture(scope="module")

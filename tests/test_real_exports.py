@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analysis.ingest import schema
-from analysis.pipeline import stages
+from analysis.files import FILES
+from analysis.ingest import schema, stage
 from conftest import make_project
 
 RU_SCHOOLS = {
@@ -49,9 +49,9 @@ def canonical_run(tmp_path, region, name):
 
 
 def run_prepare(root):
-    return stages.run_prepare(root, year=2025, raw_dir="data/raw", mapping=None, sheet=None,
-                              header_row=None, quality_procedures=["VPR", "OGE"],
-                              quality_subjects=["rus", "math"], quality_grades=[5, 6, 9])
+    return stage.run_prepare(root, year=2025, raw_dir="data/raw", mapping=None, sheet=None,
+                             header_row=None, quality_procedures=["VPR", "OGE"],
+                             quality_subjects=["rus", "math"], quality_grades=[5, 6, 9])
 
 
 def same(a, b, row_offset=0):
@@ -84,7 +84,7 @@ def test_windows_1251_semicolon_decimal_comma_percent_export(tmp_path, tiny_regi
     # same file names and rows as the canonical files: the processed data are byte-identical
     canonical_root = tmp_path / "canonical"
     for name in ("schools", "results", "school_year"):
-        path = stages.FILES[name]
+        path = FILES[name]
         assert (root / path).read_bytes() == (canonical_root / path).read_bytes(), name
 
 

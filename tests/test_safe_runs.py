@@ -33,7 +33,7 @@ from analysis.config import load_yaml
 from analysis.demo.synth import write_region
 from analysis.ingest import schema
 from analysis.outputs import OutputError
-from analysis.pipeline import nbrun, run, stages
+from analysis.pipeline import flow, nbrun, run
 from analysis.publish import folders
 from conftest import TINY_PARAMS, make_project
 
@@ -282,7 +282,7 @@ def test_last_bit_perturbations_give_the_same_bytes(tmp_path, tiny_region):
             if col in s:
                 s[col] = s[col] * (1.0 + eps * sign)
         s.to_csv(raw, index=False, float_format="%.17g")
-        stages.run_all(root, load_yaml(root / "params.yaml"))
+        flow.run_all(root, load_yaml(root / "params.yaml"))
         digests.append({k: v for k, v in snapshot(root / "data" / "processed").items()
                         if k != "validation.json"})
     assert len(digests[0]) >= 15

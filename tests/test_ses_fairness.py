@@ -19,7 +19,7 @@ import pytest
 
 from analysis.config import load_yaml
 from analysis.demo.synth import RegionSpec, generate_region
-from analysis.pipeline import stages
+from analysis.pipeline.flow import run_all
 from conftest import make_project
 
 pytestmark = pytest.mark.pipeline
@@ -39,7 +39,7 @@ def flagged(tmp_path, terms: list[str] | None = None) -> pd.DataFrame:
         p = load_yaml(root / "params.yaml")
         if terms is not None:
             p["ses_link"]["terms"] = terms
-        f = stages.run_all(root, p).flags.merge(
+        f = run_all(root, p).flags.merge(
             region.truth[["school_id", "school_effect", "planted_resilient", "planted_low",
                           "planted_inflated_vpr"]], on="school_id")
         f["above"] = f["direction"].eq("above")

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 
 import lme4_ref
+from analysis import files
 from analysis.config import load_yaml
 from analysis.demo.synth import RegionSpec, generate_region
 from analysis.i18n import label, t
 from analysis.models import students
-from analysis.pipeline import stages
+from analysis.pipeline.flow import run_all
 from analysis.publish import report, ses_report
 from conftest import make_project
 
@@ -33,7 +34,7 @@ def run(tmp_path_factory):
     region = generate_region(SPEC)
     root = make_project(tmp_path_factory.mktemp("st") / "p", region)
     p = load_yaml(root / "params.yaml")
-    return region, root, p, stages.run_all(root, p)
+    return region, root, p, run_all(root, p)
 
 
 def rows(d):
@@ -80,9 +81,9 @@ def test_the_report_renders_the_student_sections_and_their_exclusions(run, lang)
 def test_student_model_equals_lme4(run, tmp_path):
     lme4_ref.require()
     _, root, p, d = run
-    sample = stages.read(root, "ses_sample")
+    sample = files.read(root, "ses_sample")
     data, _ = students.student_frame(
-        stages.read(root, "students"), sample, year=p["year"],
+        files.read(root, "students"), sample, year=p["year"],
         procedures=p["prepare"]["quality_procedures"],
         subjects=p["prepare"]["quality_subjects"], grades=p["prepare"]["quality_grades"])
     ref = lme4_ref.fit(data[["school_id", "score_z", "ses_within", "ses_school"]],

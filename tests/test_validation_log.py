@@ -10,7 +10,7 @@ import pytest
 
 from analysis.errors import InputError
 from analysis.ingest import validate
-from analysis.pipeline import stages
+from analysis.ingest.stage import run_prepare
 
 BAD = Path(__file__).parent / "data" / "bad"
 ARGS = dict(year=2025, mapping=None, sheet=None, header_row=None,
@@ -21,7 +21,7 @@ ARGS = dict(year=2025, mapping=None, sheet=None, header_row=None,
 def run(tmp_path, case):
     raw = tmp_path / "raw" / case
     shutil.copytree(BAD / case, raw)
-    return stages.run_prepare(tmp_path, raw_dir=str(raw), **ARGS)
+    return run_prepare(tmp_path, raw_dir=str(raw), **ARGS)
 
 
 def log(tmp_path):

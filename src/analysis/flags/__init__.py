@@ -9,5 +9,5 @@ Modules, one job each:
   anchored index, the risk zone, changes since last year;
 - :mod:`~analysis.flags.shnor`: the ШНОР rule, exact and probabilistic (beta-binomial);
 - :mod:`~analysis.flags.objectivity`: objectivity screens with honest intervals;
-- :mod:`~analysis.flags.stage`: stage 04 in memory.
+- :mod:`~analysis.flags.stage`: stage 04 in memory and on the processed files.
 """

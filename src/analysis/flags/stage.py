@@ -11,6 +11,10 @@
 4. the ШНОР rule, exact and probabilistic (:mod:`analysis.flags.shnor`);
 5. objectivity screens (:mod:`analysis.flags.objectivity`);
 6. the same lists for the previous year, and what changed.
+
+:func:`run_flags` is what ``notebooks/04_flags.ipynb`` calls: it reads the files of stages
+01 and 02, runs :func:`flags_stage` and writes the outputs of ``04_flags`` in ``dvc.yaml``
+(:data:`analysis.files.FILES`).  :func:`run` is the same with a params.yaml-shaped dict.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analysis import ledger
+from analysis import files, ledger
 from analysis.context.index import social_index_by_year
 from analysis.flags import effects, objectivity, rules, shnor
 from analysis.models import expected
@@ -39,6 +44,8 @@ CRITERIA = {
 }
 #: Robustness specifications, in the report's order.
 SPECS = ("default", "context_measure", "multilevel", "terms", "context_cut", "interval_99")
+#: The ``dvc.yaml`` stage this module runs (its ledger's name).
+STAGE = "04_flags"
 
 
 @dataclass
@@ -383,3 +390,63 @@ def _cards(est: dict[str, Any], year: int) -> pd.DataFrame:
         return pd.DataFrame(columns=["school_id", "outcome", "value", "n", "fitted"])
     return pd.concat(parts, ignore_index=True).sort_values(["school_id", "outcome"],
                                                            kind="stable", ignore_index=True)
+
+
+def run_flags(root: str | Path = ".", *, year: int, min_n: int, flags: Mapping[str, Any],
+              ses_link: Mapping[str, Any], index: Mapping[str, Any],
+              quality_procedures: Sequence[str], quality_subjects: Sequence[str],
+              quality_grades: Sequence[int], quality_formula: str) -> FlagsResult:
+    """Stage 04 on the processed files: school effects, resilience, typology, ШНСУ, risk
+    zone, ШНОР, objectivity and the changes since last year (:func:`flags_stage`), then
+    write them, the ledger and the summary ``flags.json``."""
+    root = Path(root)
+    has_students = (root / files.FILES["students"]).exists()
+    students = files.read(root, "students") if has_students else None
+    schools = files.read(root, "schools")
+    res = flags_stage(
+        schools, files.read(root, "results"), files.read(root, "social_index"), year=year,
+        min_n=min_n, flags=flags, ses_link=ses_link, index_params=index,
+        procedures=quality_procedures, subjects=quality_subjects, grades=quality_grades,
+        formula=quality_formula, clusters=files.read(root, "cluster_terms"),
+        quality_groups=files.read(root, "quality_groups"),
+        students=students if students is not None and len(students) else None,
+        school_year=files.read(root, "school_year"))
+    # criterion 2 of ШНОР needs the previous year: schools new to the data are booked
+    scope = schools.loc[schools["year"] == year]
+    previous = schools.loc[schools["year"] == year - 1, "school_id"]
+    files.write_ledger(ledger.combine([
+        ledger.record(scope, ~scope["school_id"].isin(previous), analysis="shnor_criterion_2",
+                      table="schools", reason="one_year_only"), res.ledger]), root, STAGE)
+    for name, df in (("flags", res.flags), ("school_effects", res.effects),
+                     ("flag_cards", res.cards), ("shnor", res.shnor),
+                     ("shnor_details", res.shnor_details), ("objectivity", res.objectivity),
+                     ("objectivity_evidence", res.objectivity_evidence),
+                     ("flag_changes", res.changes)):
+        files.write(df, root, name)
+    files.write_json(res.summary, root, "flags_summary")
+    return res
+
+
+def run(root: str | Path, params: Mapping[str, Any]) -> FlagsResult:
+    """Stage 04 with a params.yaml-shaped dict: ``year``, ``min_n``, the ``flags``,
+    ``ses_link`` and ``index`` sections and the quality index's keys of ``prepare``.
+
+    Parameters
+    ----------
+    root : str or Path
+        The project (or work) folder the processed files are under.
+    params : mapping
+        ``params.yaml`` as parsed (other sections are ignored).
+
+    Returns
+    -------
+    FlagsResult
+        What :func:`run_flags` returns.
+    """
+    prep = params["prepare"]
+    return run_flags(root, year=params["year"], min_n=params["min_n"], flags=params["flags"],
+                     ses_link=params["ses_link"], index=params["index"],
+                     quality_procedures=prep["quality_procedures"],
+                     quality_subjects=prep["quality_subjects"],
+                     quality_grades=prep["quality_grades"],
+                     quality_formula=prep["quality_formula"])

@@ -175,7 +175,7 @@ def check_data(data_dir: str | Path, year: int | None = None, root: str | Path =
     ``reports/checks/<name>-<year>/validation.html`` (never beside a published report).
     """
     from analysis.pipeline.nbrun import validation_page
-    from analysis.pipeline.stages import run_prepare
+    from analysis.ingest.stage import run_prepare
 
     root, params, work, out_dir = _start(data_dir, year, root, check=True)
     with RunLock(out_dir):

@@ -1,1 +1,2 @@
-"""Stage 05 and publishing: report sections, report folders swapped in whole, provenance."""
+"""Stage 05 and publishing: the report's data (:mod:`.data`) and the stage (:mod:`.stage`),
+report sections, report folders swapped in whole, provenance."""

@@ -3,7 +3,7 @@
 Each ``section_*`` function returns escaped HTML (strings from the data go through
 :func:`analysis.publish.report.html_table` or :func:`html.escape`); each ``fig_*`` returns a
 matplotlib figure the notebook displays.  Inputs are the stage 02 outputs in
-:class:`analysis.pipeline.stages.ReportData` (``context`` is ``context.json``).
+:class:`analysis.publish.data.ReportData` (``context`` is ``context.json``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The report's sections 5 (lists of schools) and 6 (typological groups), and the
 "why this school" cards.
 
-Inputs are the stage 04 outputs in :class:`analysis.pipeline.stages.ReportData` (``flags``,
+Inputs are the stage 04 outputs in :class:`analysis.publish.data.ReportData` (``flags``,
 ``cards``, ``shnor_details``, ``objectivity``, ``objectivity_evidence``, ``changes``,
 ``similar_peers``, ``flags_summary``) and ``params.yaml``'s ``flags`` section (the report
 notebook's ``flags_*`` parameters, ``analysis.config.section(params, "flags")``).

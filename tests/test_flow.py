@@ -1,4 +1,5 @@
-"""A slice of the pipeline without Jupyter: stages 01-05 as functions on a region on disk.
+"""A slice of the pipeline without Jupyter: stages 01-05 as functions on a region on disk
+(:func:`analysis.pipeline.flow.run_all`, each stage module's ``run``).
 
 On the tiny region: files, accounting and determinism.  On the default demo region: the
 planted ground truth (data/demo_truth) is recovered.
@@ -8,21 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from analysis import files
 from analysis.config import load_yaml
+from analysis.context.stage import run_context
+from analysis.ingest.stage import run_prepare
 from analysis.models.expected import ExpectedSpec, fit_expected
-from analysis.pipeline import stages
+from analysis.pipeline import flow
 from analysis.publish import context_report as cr
 from analysis.publish import flags_report, report, ses_report
 from conftest import make_project
 
 
 def run_all(root):
-    return stages.run_all(root, load_yaml(root / "params.yaml"))
+    return flow.run_all(root, load_yaml(root / "params.yaml"))
 
 
 def digest(root):
@@ -33,7 +38,7 @@ def digest(root):
 
 def test_slice_writes_every_declared_file_and_balances(tiny_project):
     d = run_all(tiny_project)
-    for name, path in stages.FILES.items():
+    for name, path in files.FILES.items():
         assert (tiny_project / path).exists(), name
     acc = d.accounting
     assert (acc["in_scope"] == acc["used"] + acc["excluded"]).all()
@@ -67,15 +72,15 @@ def test_models_see_the_clusters_only_through_their_terms(tiny_project):
     experiment leaves their input bytes alone and DVC skips them."""
     p = load_yaml(tiny_project / "params.yaml")
     prep = {k: v for k, v in p["prepare"].items()}
-    stages.run_prepare(tiny_project, year=p["year"], **prep)
-    path = tiny_project / stages.FILES["cluster_terms"]
+    run_prepare(tiny_project, year=p["year"], **prep)
+    path = tiny_project / files.FILES["cluster_terms"]
 
     def context(k, terms):
-        stages.run_context(tiny_project, year=p["year"], min_n=p["min_n"], index=p["index"],
-                           quality_groups=p["quality_groups"],
-                           clusters={**p["clusters"], "k": k, "n_boot": 2},
-                           similar=p["similar"], model_terms=terms)
-        return path.read_bytes(), stages.read(tiny_project, "clusters")
+        run_context(tiny_project, year=p["year"], min_n=p["min_n"], index=p["index"],
+                    quality_groups=p["quality_groups"],
+                    clusters={**p["clusters"], "k": k, "n_boot": 2},
+                    similar=p["similar"], model_terms=terms)
+        return path.read_bytes(), files.read(tiny_project, "clusters")
 
     without3, _ = context(3, ["settlement_type"])
     without4, _ = context(4, ["settlement_type"])
@@ -158,10 +163,10 @@ def test_every_report_section_renders_in_both_languages(demo_run, lang):
     from analysis.config import flatten
 
     _, d = demo_run
-    p = flatten(load_yaml(stages.Path(__file__).resolve().parents[1] / "params.yaml"),
+    p = flatten(load_yaml(Path(__file__).resolve().parents[1] / "params.yaml"),
                 ["year", "min_n", "lang", "prepare", "index", "clusters", "ses_link", "flags",
                  "report"])
-    p_flags = load_yaml(stages.Path(__file__).resolve().parents[1] / "params.yaml")["flags"]
+    p_flags = load_yaml(Path(__file__).resolve().parents[1] / "params.yaml")["flags"]
     parts = [
         report.section_title(d, lang, 10, p), report.section_summary(d, lang),
         report.section_coverage(d, lang, 10, 5), report.section_glossary(lang),
