@@ -56,7 +56,7 @@ from pathlib import Path
 import analysis.outputs as outputs
 outputs.FLOAT_DIGITS = None  # unrounded: measure the noise itself
 from analysis.config import load_yaml
-from analysis.pipeline.stages import run_all
+from analysis.pipeline.flow import run_all
 root = Path(sys.argv[1])
 run_all(root, load_yaml(root / "params.yaml"))
 """
