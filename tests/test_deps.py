@@ -86,9 +86,11 @@ def test_known_edges_of_the_import_graph():
         module = STAGE_MODULES[stage].replace(".", "/")
         assert f"src/{module}.py" in files, stage
     assert "src/analysis/ingest/io.py" in sources("02_context_clusters")
-    assert "src/analysis/context/index.py" in sources("03_ses_link")
+    assert "src/analysis/numeric.py" in sources("03_ses_link")  # models/sample.py
     assert "src/analysis/ingest/schema.py" in sources("04_flags")  # through flags/shnor.py
-    assert "src/analysis/models/link.py" in sources("04_flags")  # function-local, in effects
+    # the flags receive the expected model's spec: they do not run stage 03's module
+    assert "src/analysis/models/expected.py" in sources("04_flags")
+    assert "src/analysis/models/link.py" not in sources("04_flags")
     # no stage runs the other stages' modules, the demo generator or the pipeline's drivers
     for stage in STAGES[:-1]:
         own = f"src/{STAGE_MODULES[stage].replace('.', '/')}.py"
