@@ -21,6 +21,8 @@ import pytest
 
 from analysis.demo import synth
 from analysis.demo.synth import Region, RegionSpec, generate_region, main, write_region
+from analysis.demo.synth.spec import _municipality_digits, _validate
+from analysis.demo.synth.write import _fixed_decimals, _write_csv
 from analysis.ingest import schema
 
 NATIONAL = RegionSpec(n_municipalities=250, n_schools=3000, n_regions=5, seed=11)
@@ -119,9 +121,9 @@ def test_code_widths_depend_on_the_spec_not_the_draw():
         several = generate_region(RegionSpec(n_municipalities=12, n_schools=100, n_regions=4,
                                              seed=seed))
         assert several.truth["school_id"].str.fullmatch(r"0[1-4]\d{7}").all()
-    assert synth._municipality_digits(RegionSpec(n_municipalities=9999, n_schools=30000)) == 4
-    assert synth._municipality_digits(RegionSpec(n_municipalities=2300, n_schools=40000,
-                                                 n_regions=85)) == 3
+    assert _municipality_digits(RegionSpec(n_municipalities=9999, n_schools=30000)) == 4
+    assert _municipality_digits(RegionSpec(n_municipalities=2300, n_schools=40000,
+                                           n_regions=85)) == 3
 
 
 # --- regions and municipalities ---------------------------------------------------------------
@@ -247,9 +249,9 @@ def test_csv_writer_matches_pandas_to_csv(tmp_path):
         "mean_score": [0.125, 0.135, np.nan, 99.995, -0.005, 1.0, 2.0, 1e12],
         "all_missing": np.full(8, np.nan),
     })
-    path = synth._write_csv(df, tmp_path / "a.csv")
+    path = _write_csv(df, tmp_path / "a.csv")
     assert path.read_bytes() == pandas_csv(df)
-    empty = synth._write_csv(df.iloc[:0], tmp_path / "b.csv")
+    empty = _write_csv(df.iloc[:0], tmp_path / "b.csv")
     assert empty.read_bytes() == pandas_csv(df.iloc[:0])
 
 
@@ -260,7 +262,7 @@ def test_fixed_decimals_equal_python_formatting():
                              np.nextafter(halves, 1), np.nextafter(halves, -1),
                              [0.0, -0.0, -1e-9, 1e15, np.nan, -np.inf]])
     for decimals in (2, 4):
-        got = synth._fixed_decimals(values, decimals).to_pylist()
+        got = _fixed_decimals(values, decimals).to_pylist()
         expected = ["" if np.isnan(v) else f"{v:.{decimals}f}" for v in values.tolist()]
         assert got == expected
 
@@ -281,9 +283,9 @@ def test_impossible_national_specs_are_refused_clearly(spec, message):
 
 
 def test_large_specs_pass_validation():
-    synth._validate(RegionSpec(n_municipalities=9999, n_schools=40_000))
-    synth._validate(RegionSpec(n_municipalities=2300, n_schools=40_000, n_regions=85))
-    synth._validate(RegionSpec(n_municipalities=297, n_schools=1000, n_regions=99))
+    _validate(RegionSpec(n_municipalities=9999, n_schools=40_000))
+    _validate(RegionSpec(n_municipalities=2300, n_schools=40_000, n_regions=85))
+    _validate(RegionSpec(n_municipalities=297, n_schools=1000, n_regions=99))
 
 
 def test_cli_writes_a_national_dataset(tmp_path, capsys):
