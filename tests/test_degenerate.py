@@ -17,8 +17,7 @@ import pytest
 from analysis.config import load_yaml
 from analysis.context.clusters import ContextClusters
 from analysis.context.index import SocialIndex, social_index_by_year
-from analysis.errors import InputError
-from analysis.ingest.io import InputWarning
+from analysis.errors import InputError, InputWarning
 from analysis.models import estimates
 from analysis.models.gradients import gradient_stats
 from analysis.models.sample import check_sample
