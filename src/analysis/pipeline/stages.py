@@ -22,8 +22,9 @@ from analysis.errors import InputError
 from analysis.outputs import write_json, write_table
 
 if TYPE_CHECKING:  # each stage imports what it uses when it runs (see the note below)
-    from analysis.context.clusters import ContextClusters, Stability
+    from analysis.context.clusters import ContextClusters
     from analysis.context.similar import SimilarResult
+    from analysis.context.stability import Stability
     from analysis.flags.stage import FlagsResult
     from analysis.ingest import prepare
     from analysis.models import link
@@ -181,7 +182,8 @@ def context_stage(schools: pd.DataFrame, school_year: pd.DataFrame, *, year: int
     """
     from analysis.context import quality
     from analysis.context import similar as similar_mod
-    from analysis.context.clusters import ContextClusters, context_features
+    from analysis.context.clusters import ContextClusters
+    from analysis.context.features import context_features
     from analysis.context.index import social_index_by_year
     from analysis.ingest import schema
 
