@@ -15,8 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analysis.errors import InputError, Problem
-from analysis.ingest import readers
-from analysis.ingest.readers import ReadOptions, ReadReport, file_sha256, read_text
+from analysis.ingest.readers import (
+    ReadOptions,
+    ReadReport,
+    common,
+    file_sha256,
+    read_parquet,
+    read_text,
+)
 
 CP1251_TEXT = "Наименование ОО;Код ОО;Доля\r\nШкола № 5;007;12,5\r\n"
 
@@ -574,12 +580,12 @@ def test_cell_over_the_csv_field_limit(tmp_path):
 
 
 def test_ordinary_files_do_not_need_the_csv_module(tmp_path, monkeypatch):
-    from analysis.ingest import readers
+    from analysis.ingest.readers import read_csv
 
     def refuse(*args):
         raise AssertionError("read by the csv module")
 
-    monkeypatch.setattr(readers, "_parse_python", refuse)
+    monkeypatch.setattr(read_csv, "_parse_python", refuse)
     path = tmp_path / "t.csv"
     path.write_text('Title;;\n\nid;name;x\n1;"a\nb";2,5\n\n3;c\n4;d;5;;\n', encoding="utf-8")
     df, report = read_text(path)
@@ -589,7 +595,7 @@ def test_ordinary_files_do_not_need_the_csv_module(tmp_path, monkeypatch):
 
 
 def test_whitespace_constant_is_pythons():
-    from analysis.ingest.readers import WHITESPACE
+    from analysis.ingest.readers.common import WHITESPACE
 
     assert set(WHITESPACE) == {chr(i) for i in range(0x110000) if chr(i).isspace()}
 
@@ -600,12 +606,10 @@ def test_whitespace_constant_is_pythons():
 def test_property_vectorised_patterns_are_pythons(cells_):
     import numpy as np
 
-    from analysis.ingest import readers
-
     values = np.array(cells_, dtype=object)
-    for pattern in (readers.NUMBER, readers.COMMA_DECIMAL, readers.POINT_DECIMAL):
+    for pattern in (common.NUMBER, common.COMMA_DECIMAL, common.POINT_DECIMAL):
         expected = [pattern.match(c) is not None for c in cells_]
-        assert readers._matches(values, pattern).tolist() == expected
+        assert common._matches(values, pattern).tolist() == expected
 
 
 # --- The C path against the previous pure-Python reader ----------------------------------------
@@ -616,7 +620,8 @@ def reference_read_csv(path, options=None):
     kept as an oracle: ``(frame, report)``, or the ``InputError`` it raised."""
     import re
 
-    from analysis.ingest import readers as r
+    from analysis.ingest.readers import read_csv as csv_reader
+    from analysis.ingest.readers import table
 
     options = options or ReadOptions()
 
@@ -630,9 +635,9 @@ def reference_read_csv(path, options=None):
 
     name = path.name
     try:
-        text, encoding, notes = r._decode(name, path.read_bytes(), options.encoding)
-        if not text.strip(r.BOM + " \t\r\n"):
-            raise r._empty(name)
+        text, encoding, notes = csv_reader._decode(name, path.read_bytes(), options.encoding)
+        if not text.strip(common.BOM + " \t\r\n"):
+            raise common._empty(name)
         separator = ","
         for line in io.StringIO(text):
             if ";" in line or "," in line:
@@ -641,11 +646,11 @@ def reference_read_csv(path, options=None):
         try:
             records = list(csv.reader(io.StringIO(text, newline=""), delimiter=separator))
         except csv.Error as exc:
-            raise r._unreadable(name, "csv", exc) from None
+            raise common._unreadable(name, "csv", exc) from None
         rows = [(i, [c if c != "" else None for c in rec]) for i, rec in enumerate(records, 1)]
         filled = [(n, cells) for n, cells in rows if not all(blank(c) for c in cells)]
         if not filled:
-            raise r._empty(name)
+            raise common._empty(name)
 
         def header_like(cells):
             full = [c for c in cells if not blank(c)]
@@ -666,7 +671,7 @@ def reference_read_csv(path, options=None):
                 name, "", f"at least one data row below the header (row {header_row})"))
         width = max(len(header), *(len(cells) for _, cells in body))
         names = [(header[i] if i < len(header) else None) for i in range(width)]
-        names = [None if c is None else c.replace(r.BOM, "").strip() or None for c in names]
+        names = [None if c is None else c.replace(common.BOM, "").strip() or None for c in names]
         problems, keep, seen = [], [], set()
         for i, col in enumerate(names):
             if col is None:
@@ -674,7 +679,7 @@ def reference_read_csv(path, options=None):
                     problems.append(Problem(name, f"column {i + 1}", "a header name above "
                                             "every column that has values", (header_row,)))
                 continue
-            if col in seen or col in r.RESERVED:
+            if col in seen or col in table.RESERVED:
                 problems.append(Problem(name, col, "unique column names" if col in seen else
                                         "a column name other than 'source_file' and "
                                         "'source_row'", (header_row,)))
@@ -701,16 +706,16 @@ def reference_read_csv(path, options=None):
                         changed[i] = changed.get(i, 0) + 1
             decimal = "," if (changed or whole) else "."
             if changed:
-                cells_note = r._count(sum(changed.values()), "cell")
+                cells_note = table._count(sum(changed.values()), "cell")
                 names_note = ", ".join(columns[i] for i in sorted(changed))
                 note = f"converted decimal commas to points in {cells_note} (columns: {names_note})"
                 decimal_notes = (note,)
         layout = []
         if header_row > 1:
-            layout.append(f"skipped {r._count(header_row - 1, 'title row')} above the header")
+            layout.append(f"skipped {table._count(header_row - 1, 'title row')} above the header")
         empty = sum(1 for n, cells in rows if n > header_row and all(blank(c) for c in cells))
         if empty:
-            layout.append(f"skipped {r._count(empty, 'empty row')}")
+            layout.append(f"skipped {table._count(empty, 'empty row')}")
     except InputError as exc:
         return exc
     df = pd.DataFrame([cells for _, cells in body], columns=columns, dtype=object)
@@ -814,7 +819,7 @@ def test_property_same_as_previous_reader(tmp_path, pieces, encoding, options):
 def test_parquet_columns_are_converted_in_bulk_to_the_same_texts(tmp_path):
     """Found in the regional run: a students table of 896,377 rows took 10 s to read, one
     Python call per value.  Columns are now converted by dtype at once; the texts are
-    those of the value-by-value rule (:func:`readers._value_text`) for every dtype."""
+    those of the value-by-value rule (:func:`common._value_text`) for every dtype."""
     df = pd.DataFrame({
         "i": np.array([1, -2, 0, 10**15], dtype="int64"),
         "I": pd.array([1, None, 3, -4], dtype="Int64"),
@@ -832,10 +837,10 @@ def test_parquet_columns_are_converted_in_bulk_to_the_same_texts(tmp_path):
         "u": np.array([1, 2, 3, 4], dtype="uint8"),
     })
     for col in df.columns:
-        expected = [readers._value_text(v) for v in df[col].tolist()]
-        assert readers._series_text(df[col]).tolist() == expected, col
+        expected = [common._value_text(v) for v in df[col].tolist()]
+        assert read_parquet._series_text(df[col]).tolist() == expected, col
     path = tmp_path / "t.parquet"
     df.drop(columns=["m"]).to_parquet(path, index=False)
-    text, _ = readers.read_text(path)
+    text, _ = read_text(path)
     assert text["g"].tolist() == ["100000000000000000000", "inf", "0", "1e-05"]
     assert text["I"].tolist() == ["1", None, "3", "-4"]
