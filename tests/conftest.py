@@ -13,7 +13,7 @@ import yaml
 from analysis.demo.synth import RegionSpec, generate_region, write_region
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))  # tests/fixtures.py
+sys.path.insert(0, str(Path(__file__).parent))  # tests/fixtures.py, tests/reader_files.py
 
 TINY = RegionSpec(n_municipalities=4, n_schools=80, seed=7)
 #: What a project copy needs to run the pipeline (no data, no outputs, no .venv).

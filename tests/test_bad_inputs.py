@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.errors import InputError
-from analysis.ingest.io import InputWarning
+from analysis.errors import InputError, InputWarning
 from analysis.ingest.stage import run_prepare
 from conftest import make_project
 

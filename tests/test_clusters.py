@@ -10,17 +10,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from analysis.context import clusters
-from analysis.context.clusters import (
-    ContextClusters,
-    ContextEncoder,
-    Stability,
-    bootstrap_stability,
-    cluster_names,
-    cluster_profile,
-    context_features,
-)
+from analysis.context import clusters, stability
+from analysis.context.clusters import ContextClusters
+from analysis.context.features import ContextEncoder, context_features
 from analysis.context.index import social_index_by_year
+from analysis.context.profiles import cluster_names, cluster_profile
+from analysis.context.stability import Stability, bootstrap_stability
 from analysis.demo.synth import RegionSpec, generate_region
 from analysis.errors import InputError
 from analysis.ingest import schema
@@ -250,7 +245,7 @@ def test_best_jaccard_matches_hand_count():
     other = np.array([5, 5, 7, 7, 7, 9])
     # cluster 1 = {0,1,2}: with {0,1} 2/3, with {2,3,4} 1/5 -> 2/3
     # cluster 2 = {3,4}: with {2,3,4} 2/3; cluster 3 = {5}: with {5} 1
-    np.testing.assert_allclose(clusters.best_jaccard(ref, other, 3), [2 / 3, 2 / 3, 1.0])
+    np.testing.assert_allclose(stability.best_jaccard(ref, other, 3), [2 / 3, 2 / 3, 1.0])
 
 
 # --- profiles and names ----------------------------------------------------------------------

@@ -8,8 +8,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from analysis.context.clusters import ContextClusters
 from analysis.context.index import SocialIndex, social_index_by_year
-from analysis.errors import InputError
-from analysis.ingest.io import InputWarning
+from analysis.errors import InputError, InputWarning
 
 
 def test_mean_z_index_is_the_standardised_mean_of_signed_z_scores():

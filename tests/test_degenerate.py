@@ -19,8 +19,7 @@ from analysis.config import load_yaml
 from analysis.context.clusters import ContextClusters
 from analysis.context.index import SocialIndex, social_index_by_year
 from analysis.context.stage import run_context
-from analysis.errors import InputError
-from analysis.ingest.io import InputWarning
+from analysis.errors import InputError, InputWarning
 from analysis.ingest.stage import run_prepare
 from analysis.models import estimates
 from analysis.models.gradients import gradient_stats

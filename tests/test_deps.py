@@ -41,11 +41,11 @@ def test_a_removed_or_added_dep_is_detected():
     dvc = load_yaml(ROOT / "dvc.yaml")
     broken = copy.deepcopy(dvc)
     entries = broken["stages"]["02_context_clusters"]["deps"]
-    entries.remove("src/analysis/ingest/io.py")
+    entries.remove("src/analysis/ingest/schema.py")
     broken["stages"]["04_flags"]["deps"].append("src/analysis/demo/synth.py")
     stale = {s.stage: s for s in deps.check(ROOT, broken)}
     assert set(stale) == {"02_context_clusters", "04_flags"}
-    assert stale["02_context_clusters"].missing == ["src/analysis/ingest/io.py"]
+    assert stale["02_context_clusters"].missing == ["src/analysis/ingest/schema.py"]
     assert stale["02_context_clusters"].extra == []
     assert stale["04_flags"].extra == ["src/analysis/demo/synth.py"]
     # the whole-folder deps of the report are checked too
@@ -75,7 +75,7 @@ def test_check_names_the_stale_stage_and_write_fixes_it_keeping_the_rest(tmp_pat
 
 def test_known_edges_of_the_import_graph():
     index = deps.closure(["analysis.context.index"], SRC)
-    assert {"analysis.ingest.io", "analysis.ingest.schema", "analysis.ingest",
+    assert {"analysis.errors", "analysis.ingest.schema", "analysis.ingest",
             "analysis"} <= set(index)
     for stage in STAGES[:-1]:
         files = sources(stage)
@@ -85,7 +85,7 @@ def test_known_edges_of_the_import_graph():
         assert "src/analysis/labels.yaml" in files, stage  # nbrun -> i18n reads it
         module = STAGE_MODULES[stage].replace(".", "/")
         assert f"src/{module}.py" in files, stage
-    assert "src/analysis/ingest/io.py" in sources("02_context_clusters")
+    assert "src/analysis/ingest/schema.py" in sources("02_context_clusters")
     assert "src/analysis/numeric.py" in sources("03_ses_link")  # models/sample.py
     assert "src/analysis/ingest/schema.py" in sources("04_flags")  # through flags/shnor.py
     # the flags receive the expected model's spec: they do not run stage 03's module

@@ -11,7 +11,7 @@ import pytest
 from sklearn.decomposition import PCA
 
 from analysis.context.index import DEFAULT_BAND_EDGES, SocialIndex, bands, social_index_by_year
-from analysis.ingest.io import InputWarning
+from analysis.errors import InputWarning
 
 
 def signed_z(X: pd.DataFrame, signs: dict) -> pd.DataFrame:

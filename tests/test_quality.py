@@ -13,6 +13,7 @@ import yaml
 from analysis.context import quality
 from analysis.errors import InputError
 from analysis.ingest import prepare
+from analysis.ingest.quality import FORMULAS
 from analysis.pipeline import run
 from conftest import make_project
 from fixtures import result_row, results_table, schools_table
@@ -41,7 +42,7 @@ def run_prepare(tables, formula, procedures=("VPR", "OGE", "EGE"), grades=(5, 6,
 
 def test_three_formulas_by_hand(mixed):
     q = {f: run_prepare(mixed, f).school_year.set_index("school_id")
-         for f in quality.FORMULAS}
+         for f in FORMULAS}
     # good_share: VPR only (ЕГЭ has no marks): (5 + 8) / 20
     assert q["good_share"].loc["001", "quality_index"] == pytest.approx(13 / 20)
     # mean_mark: marks 2*1+3*4+4*3+5*2 = 36 and 3*2+4*6+5*2 = 40 over 20 -> mean 3.8

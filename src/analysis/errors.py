@@ -4,6 +4,7 @@ A :class:`Problem` names the file, the row(s) as the analyst sees them in a spre
 (the header is row 1, so the first data row is row 2), the column, the offending value and
 what was expected.  :class:`InputError` carries one or more problems; the pipeline stops
 with its message and no traceback (``analysis.pipeline.nbrun`` prints it and exits with code 2).
+An :class:`InputWarning` says something looks wrong but the run goes on.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ class InputError(Exception):
         n = len(self.problems)
         head = "The input data cannot be used" + (f" ({n} problems):" if n > 1 else ":")
         return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+
+
+class InputWarning(UserWarning):
+    """Something in the input looks wrong but the run can go on (e.g. lost leading zeros)."""
 
 
 class ModelError(RuntimeError):

@@ -12,7 +12,7 @@ Data that cannot support it stops the run with an :class:`~analysis.errors.Input
 naming the parameter to change: too few indicators that vary between the schools of a year
 (``index.indicators`` / ``index.min_indicators``).  An indicator without variation (or
 without values) in a year is left out of that year's index with an
-:class:`~analysis.ingest.io.InputWarning` and a record for the report.  Bad parameters
+:class:`~analysis.errors.InputWarning` and a record for the report.  Bad parameters
 (``index.method``, ``index.weights``, ``index.band_edges``) raise :class:`ValueError`.
 """
 
@@ -27,10 +27,9 @@ import numpy as np
 import pandas as pd
 
 from analysis import ledger
-from analysis.errors import SET_IN, InputError, Problem
+from analysis.errors import SET_IN, InputError, InputWarning, Problem
 from analysis.ingest import schema
 from analysis.numeric import is_constant
-from analysis.ingest.io import InputWarning
 
 METHODS = ("mean_z", "pca", "weights")
 #: Band edges in SD units of the standardised index: k edges give k + 1 ordered bands,
@@ -168,7 +167,7 @@ class SocialIndex:
 
     An indicator that has the same value for every school (no variance), or no value at
     all, says nothing about context: it is left out (``dropped_``, its weight too, the
-    others renormalised) with an :class:`~analysis.ingest.io.InputWarning`.  When fewer
+    others renormalised) with an :class:`~analysis.errors.InputWarning`.  When fewer
     than ``min_indicators`` usable indicators remain, no school could get an index and
     ``fit`` raises :class:`~analysis.errors.InputError` naming ``index.indicators`` /
     ``index.min_indicators``, the year (from a ``year`` column with one value) and the

@@ -23,7 +23,8 @@ import pandas as pd
 from analysis import files, ledger
 
 if TYPE_CHECKING:
-    from analysis.context.clusters import ContextClusters, Stability
+    from analysis.context.clusters import ContextClusters
+    from analysis.context.stability import Stability
     from analysis.context.similar import SimilarResult
 
 #: The ``dvc.yaml`` stage this module runs (its ledger's name).
@@ -65,7 +66,8 @@ def context_stage(schools: pd.DataFrame, school_year: pd.DataFrame, *, year: int
     """
     from analysis.context import quality
     from analysis.context import similar as similar_mod
-    from analysis.context.clusters import ContextClusters, context_features
+    from analysis.context.clusters import ContextClusters
+    from analysis.context.features import context_features
     from analysis.context.index import social_index_by_year
     from analysis.ingest import schema
 

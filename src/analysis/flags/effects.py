@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from analysis.context import quality
+from analysis.ingest import quality
 from analysis.models import expected, mixed
 
 #: Expected values are clipped to this range in the sampling variance f (1 - f) / n.

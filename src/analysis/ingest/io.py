@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.errors import InputError, Problem
+from analysis.errors import InputError, InputWarning, Problem
 from analysis.ingest import validate
 from analysis.ingest.mapping import Mapping, apply_mapping, load_mapping
 from analysis.ingest.readers import ReadOptions, ReadReport, read_text
@@ -90,10 +90,6 @@ def coerce_table(df: pd.DataFrame, table: str) -> pd.DataFrame:
     return typed
 
 
-class InputWarning(UserWarning):
-    """Something in the input looks wrong but the run can go on (e.g. lost leading zeros)."""
-
-
 def read_table(raw_dir: str | Path, table: str, *, required: bool = True,
                options: ReadOptions | None = None, mapping: Mapping | None = None,
                reports: list[ReadReport] | None = None, notes: list[str] | None = None,
@@ -108,7 +104,7 @@ def read_table(raw_dir: str | Path, table: str, *, required: bool = True,
     every bad cell located).  What the reader detected goes to ``reports``; the mapping's
     notes, the repairs and the warnings go to ``notes`` (warnings prefixed ``warning:``),
     and also to ``repairs`` and ``warnings`` when given.  Repairs are logged (INFO) and
-    warnings issued as :class:`InputWarning`.
+    warnings issued as :class:`~analysis.errors.InputWarning`.
 
     Raises
     ------

@@ -8,7 +8,7 @@ Inputs are the typed contract tables from :mod:`analysis.ingest.io`.  Outputs:
   ``kind`` (``marked``/``scored``), ``n_low`` and ``share_low`` (share of «2», or below the
   minimum threshold) and ``share_quality`` (share of «4» and «5»; marked procedures only);
 - ``school_year``: the quality index per school and year
-  (:func:`analysis.context.quality.school_year_quality`, formula ``prepare.quality_formula``).
+  (:func:`analysis.ingest.quality.school_year_quality`, formula ``prepare.quality_formula``).
 
 A year whose results cannot enter the quality index (for example only ЕГЭ, which has no
 marks, with a formula that needs marks) stops the run naming ``prepare.quality_formula``.
@@ -23,8 +23,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import ledger
-from analysis.context import quality
-from analysis.ingest import schema, validate
+from analysis.ingest import quality, schema, validate
 
 URBANICITY = {"village": 0, "town": 1, "city": 2}
 

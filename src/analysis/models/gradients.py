@@ -237,7 +237,7 @@ def component_gradients(components: pd.DataFrame, index: pd.DataFrame, schools: 
     ----------
     components : DataFrame
         One row per school x year x procedure x subject x grade, as
-        :func:`analysis.context.quality.components` returns: ``year``, ``school_id``,
+        :func:`analysis.ingest.quality.components` returns: ``year``, ``school_id``,
         ``procedure``, ``subject``, ``grade``, ``participants`` and ``value`` (0..1).
     index : DataFrame
         ``year``, ``school_id`` and ``x`` (the social index).

@@ -33,9 +33,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import ledger
-from analysis.context import quality
 from analysis.errors import SET_IN, ModelError
-from analysis.ingest import schema
+from analysis.ingest import quality, schema
 from analysis.models import binomial, estimates, expected, gradients, mixed, students
 from analysis.models import sample as sample_mod
 
