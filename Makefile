@@ -3,13 +3,33 @@
 
 PYTHON ?= python3
 VENV   := .venv
-BIN    := $(VENV)/bin
-PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 RAW    := data/raw
 # make report DATA=<folder> [YEAR=<year>]: your own data, outside DVC (see README)
 DATA   ?=
 YEAR   ?= $(shell sed -n 's/^year: *\([0-9]*\).*/\1/p' params.yaml)
+
+# The Python environment every target uses.  By default .venv, created and installed with pip
+# on first use.  Your own environment instead, into which make installs nothing:
+#   - the active conda environment (CONDA_PREFIX), when it has this project installed from
+#     this folder (`conda env create -f environment.yml && conda activate school-context`);
+#   - any Python with the project installed: `make <target> PY=<its python>`.
+ifeq ($(origin PY),command line)
+OWN_PY := $(PY)
+else ifneq ($(strip $(CONDA_PREFIX)),)
+OWN_PY := $(shell "$(CONDA_PREFIX)/bin/python" -c 'import analysis, pathlib, sys; \
+	sys.exit(pathlib.Path(analysis.__file__).resolve().parents[2] != pathlib.Path.cwd().resolve())' \
+	2>/dev/null && echo "$(CONDA_PREFIX)/bin/python")
+endif
+ifneq ($(strip $(OWN_PY)),)
+PY     := $(OWN_PY)
+BIN    := $(shell dirname "$$(command -v "$(OWN_PY)")")
+SETUP  := own-env
+else
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+SETUP  := $(STAMP)
+endif
 
 export JUPYTER_PLATFORM_DIRS := 1
 export DVC_NO_ANALYTICS := 1
@@ -18,19 +38,28 @@ export PYTHONHASHSEED := 0
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install sysdeps data report check test bench lock notebooks-clean clean clean-all
+.PHONY: help install own-env sysdeps data report check test bench lock notebooks-clean clean \
+	clean-all
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml requirements.lock
+	@if [ -n "$$CONDA_PREFIX" ]; then echo "note: the active conda environment ($$CONDA_PREFIX)" \
+	  "does not have this project installed from this folder; setting up $(VENV) with pip"; fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements.lock -e ".[dev]"
 	$(PY) -m ipykernel install --sys-prefix --name school-context --display-name "Python (school-context)" >/dev/null
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv (pip) and install the project with its dev tools
+# Your own environment (conda, or PY=): only checked, never installed into.
+own-env:
+	@$(PY) -c 'import analysis' 2>/dev/null || { echo "$(PY) does not have this project" \
+	  "installed: \`$(PY) -m pip install -e .\` first (or run make without PY= for .venv)"; \
+	  exit 1; }
+
+install: $(SETUP) ## Create .venv (pip) with the project and dev tools (your own env: only checked)
 
 # Debian packages some tests and benchmarks use: R with lme4 (the reference for the mixed
 # models) and headless Chromium (the report's browser test).  Installed with apt where it is
@@ -46,28 +75,28 @@ sysdeps: ## Install the Debian packages (R + lme4, Chromium) with apt, where ava
 	      --no-install-recommends $(SYSDEPS) >/dev/null ) \
 	    || echo "warning: apt could not install $(SYSDEPS); the lme4 and browser tests will fail"; fi
 
-data: $(STAMP) ## Generate the embedded demo region into data/raw (only when absent)
+data: $(SETUP) ## Generate the embedded demo region into data/raw (only when absent)
 	@if ls $(RAW)/schools.* >/dev/null 2>&1; then echo "$(RAW) already has a schools table: kept as is"; \
 	else $(PY) -m analysis.demo.synth --params params.yaml --out $(RAW) --truth data/demo_truth; fi
 
 ifeq ($(strip $(DATA)),)
 report: data ## Run the study: demo region via DVC, or `make report DATA=<folder> YEAR=<year>`
 	@$(PY) -m analysis.pipeline.preflight
-	$(BIN)/dvc repro
+	$(PY) -m dvc repro
 	@rm -rf reports/failed/$(YEAR)  # a note of an earlier failed run is stale now
 	@echo "Report: reports/$(YEAR)/report.html   Metrics: reports/metrics.json"
 else
-report: $(STAMP)
+report: $(SETUP)
 	$(PY) -m analysis.pipeline.run --data "$(DATA)" --year "$(YEAR)"
 endif
 
-check: $(STAMP) ## Only read and validate your files: make check DATA=<folder> [YEAR=<year>]
+check: $(SETUP) ## Only read and validate your files: make check DATA=<folder> [YEAR=<year>]
 	$(PY) -m analysis.pipeline.run --check --data "$(or $(DATA),$(RAW))" --year "$(YEAR)"
 
-test: $(STAMP) sysdeps ## Set up and run the whole test suite
+test: $(SETUP) sysdeps ## Set up and run the whole test suite
 	$(PY) -m pytest
 
-bench: $(STAMP) sysdeps ## Run the benchmarks (on demand; prints medians and ratios)
+bench: $(SETUP) sysdeps ## Run the benchmarks (on demand; prints medians and ratios)
 	$(PY) benchmarks/regional.py
 	$(PY) benchmarks/national.py
 	$(PY) benchmarks/generator.py
@@ -88,11 +117,11 @@ lock: ## Re-pin requirements.lock from a fresh environment (then commit it)
 	/tmp/school-context-lock/bin/pip freeze --exclude-editable | sort -f > requirements.lock
 
 .PHONY: deps
-deps: $(STAMP) ## Rewrite the src/ deps of dvc.yaml's stages from their imports
+deps: $(SETUP) ## Rewrite the src/ deps of dvc.yaml's stages from their imports
 	$(PY) -m analysis.pipeline.deps --write
 
-notebooks-clean: $(STAMP) ## Clear outputs and execution counts of the source notebooks (before a commit)
-	$(BIN)/jupyter nbconvert --log-level=WARN --ClearOutputPreprocessor.enabled=True --inplace notebooks/*.ipynb
+notebooks-clean: $(SETUP) ## Clear outputs and execution counts of the source notebooks (before a commit)
+	$(PY) -m nbconvert --log-level=WARN --ClearOutputPreprocessor.enabled=True --inplace notebooks/*.ipynb
 
 clean: ## Remove pipeline outputs (processed data, reports); keep data/raw and .venv
 	rm -rf data/processed/* reports/20* 

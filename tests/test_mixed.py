@@ -351,6 +351,94 @@ def test_degenerate_inputs_raise_value_errors(syn):
         fit_formula(syn, "y ~ x", "nope")
 
 
+def ses_with_text(syn: pd.DataFrame) -> pd.DataFrame:
+    """``syn`` with a numeric predictor ``ses`` (x to one decimal, 61 distinct values) that
+    holds the text "n/a" in three rows and "-" in one, as read from an analyst's file."""
+    d = syn.assign(ses=syn["x"].round(1).astype(object))
+    d.loc[[3, 10, 20], "ses"] = "n/a"
+    d.loc[7, "ses"] = "-"
+    return d
+
+
+def test_text_in_a_numeric_predictor_is_refused_naming_the_column_and_values(syn):
+    """Text in a numeric column made it a factor of every distinct value (here 63 levels),
+    fitted with converged=True and no warning; now it is refused."""
+    d = ses_with_text(syn)
+    with pytest.raises(ValueError) as err:
+        fit_formula(d, "y ~ ses + C(kind)", "g")
+    msg = str(err.value)
+    assert "column 'ses' is used as a number in the formula but holds text" in msg
+    assert "'n/a' (3 rows)" in msg and "'-' (1 row)" in msg
+    assert "C(ses)" in msg
+    # in the random part too, and numbers stored as text (decimal commas) are no better
+    with pytest.raises(ValueError, match="column 'ses' is used as a number"):
+        fit_formula(d, "y ~ 1", "g", "1 + ses")
+    commas = syn.assign(ses=syn["x"].round(1).map(lambda v: f"{v:.1f}".replace(".", ",")))
+    with pytest.raises(ValueError, match=r"column 'ses' .* holds numbers stored as text \('"):
+        fit_formula(commas, "y ~ ses", "g")
+
+
+def test_text_columns_stay_factors_in_C_as_categories_or_booleans(syn):
+    """A text column wrapped in C(...), a categorical or boolean column, and a column of
+    labels (no number among them) are factors, as before."""
+    d = ses_with_text(syn)
+    n_levels = d["ses"].nunique()
+    fit = fit_formula(d, "y ~ C(ses)", "g", check=False)     # the user asked for categories
+    assert fit.fixed.size == n_levels
+    ref = fit_formula(syn, "y ~ x + C(kind)", "g")
+    for other in (syn, syn.assign(kind=syn["kind"].astype("category"))):
+        bare = fit_formula(other, "y ~ x + kind", "g")       # labels, no numbers: a factor
+        pd.testing.assert_series_equal(
+            bare.fixed, ref.fixed.rename(lambda n: n.replace("C(kind)", "kind")))
+    flag = fit_formula(syn.assign(flag=syn["z"] > 0), "y ~ x + flag", "g")
+    assert "flag[T.True]" in flag.fixed.index
+
+
+def test_one_observation_per_group_is_refused_as_lme4_does():
+    """lme4: "number of levels of each grouping factor must be < number of observations";
+    we returned a boundary fit."""
+    rng = np.random.default_rng(1)
+    d = pd.DataFrame({"g": [f"s{i}" for i in range(40)], "x": rng.normal(0, 1, 40)})
+    d["y"] = 1.0 + d["x"] + rng.normal(0, 1, 40)
+    with pytest.raises(ValueError) as err:
+        fit_formula(d, "y ~ x", "g")
+    msg = str(err.value)
+    assert "grouping factor 'g'" in msg and "40 levels" in msg and "40 observations" in msg
+    # one more observation than groups is a model lme4 fits
+    more = pd.concat([d, d.iloc[[0]].assign(y=0.3)], ignore_index=True)
+    assert fit_formula(more, "y ~ x", "g").n_obs == 41
+
+
+def test_as_many_random_effects_as_observations_is_refused_as_lme4_does():
+    """lme4: "number of observations (=60) <= number of random effects (=60) for term
+    (1 + x | g)" for two rows per group with a random slope; 61 rows are fitted."""
+    rng = np.random.default_rng(2)
+    d = pd.DataFrame({"g": np.repeat(np.arange(30), 2), "x": rng.normal(0, 1, 60)})
+    d["y"] = 1.0 + d["x"] + rng.normal(0, 1, 60)
+    with pytest.raises(ValueError) as err:
+        fit_formula(d, "y ~ x", "g", "1 + x")
+    msg = str(err.value)
+    assert "60 observations" in msg and "60 random effects" in msg and "'g'" in msg
+    assert fit_formula(d, "y ~ x", "g").n_groups == 30       # a random intercept is fine
+    more = pd.concat([d, d.iloc[[0]].assign(y=0.3)], ignore_index=True)
+    assert fit_formula(more, "y ~ x", "g", "1 + x", check=False).n_obs == 61
+
+
+def test_input_checks_leave_a_valid_fit_unchanged(syn):
+    """The checks only refuse: a valid model is fitted exactly as on patsy's own design."""
+    import patsy
+
+    d = syn.assign(flag=syn["z"] > 0.3, band=pd.cut(syn["z"], [-np.inf, -0.5, 0.5, np.inf]),
+                   label=np.where(syn["x"] > 1, "high", "low"))
+    formula = "y ~ x + C(kind) + flag + band + label + z"
+    fit = fit_formula(d, formula, "g", "1 + x", weights="w")
+    y, X = patsy.dmatrices(formula, d, return_type="dataframe")
+    Z = patsy.dmatrix("1 + x", d, return_type="dataframe")
+    ref = fit_lmm(y.iloc[:, 0], X, d["g"], Z, weights=d["w"])
+    pd.testing.assert_series_equal(fit.fixed, ref.fixed, rtol=0, atol=0)
+    assert fit.criterion == ref.criterion and fit.converged and fit.n_obs == len(d)
+
+
 # --- 5. invariance and ordering --------------------------------------------------------------
 
 @pytest.mark.parametrize("random", ["1", "1 + x"])

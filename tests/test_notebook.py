@@ -52,3 +52,100 @@ def test_kernel_is_this_environment():
 
     spec = KernelSpecManager().get_kernel_spec(nbrun.ensure_kernel())
     assert os.path.abspath(spec.argv[0]) == os.path.abspath(sys.executable)
+
+
+# --- the kernel: unix sockets in a private folder, no TCP port, a quiet run -------------------
+
+#: A notebook cell that records, from inside the kernel, how the kernel is connected.
+PROBE = """\
+import json, os, stat
+import psutil
+from ipykernel import get_connection_file
+cf = get_connection_file()
+info = json.load(open(cf))
+folder = os.path.dirname(os.path.abspath(info["ip"]))
+json.dump({"transport": info["transport"], "ip": info["ip"], "connection_file": cf,
+           "mode": stat.S_IMODE(os.stat(folder).st_mode), "folder": folder,
+           "inet": [str(c) for c in psutil.Process().net_connections(kind="inet")],
+           "sockets": sorted(os.listdir(folder)), "n": tiny_n,
+           "cmdline": psutil.Process().cmdline()},
+          open("probe.json", "w"))
+# output of a forked subprocess reaches the notebook (ipykernel's pipe, here a unix socket)
+import multiprocessing
+child = multiprocessing.get_context("fork").Process(target=print, args=("from a child",))
+child.start()
+child.join()
+"""
+
+
+def probe_project(root, source: str):
+    """A project of one stage, ``probe``, whose notebook runs ``source`` (after its
+    parameters cell, ``tiny_n``)."""
+    (root / "notebooks").mkdir(parents=True)
+    (root / "params.yaml").write_text("year: 2025\nlang: en\ntiny:\n  n: 3\n", encoding="utf-8")
+    (root / "dvc.yaml").write_text(
+        "stages:\n  probe:\n    cmd: python -m analysis.pipeline.nbrun probe\n"
+        "    params:\n      - tiny\n", encoding="utf-8")
+    params = nbformat.v4.new_code_cell("tiny_n = 1")
+    params.metadata["tags"] = ["parameters"]
+    nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(source)])
+    nb.metadata["kernelspec"] = {"name": nbrun.KERNEL_NAME, "display_name": "Python",
+                                 "language": "python"}
+    nbformat.write(nb, root / "notebooks" / "probe.ipynb")
+    return root
+
+
+@pytest.fixture
+def probe_root(tmp_path):
+    return probe_project(tmp_path / "proj", PROBE)
+
+
+def test_kernel_runs_over_unix_sockets_in_a_private_folder_opening_no_port(probe_root):
+    import json
+    import os
+
+    out = nbrun.run_notebook("probe", root=probe_root)
+    printed = "".join(o.get("text", "") for o in
+                      nbformat.read(out, as_version=4).cells[-1].outputs)
+    assert "from a child" in printed                             # through the unix-socket pipe
+    probe = json.loads((probe_root / "probe.json").read_text(encoding="utf-8"))
+    assert probe["n"] == 3
+    cmd = probe["cmdline"]
+    assert cmd[cmd.index("-m") + 1] == "analysis.pipeline.kernel"
+    assert probe["transport"] == "ipc"
+    assert probe["inet"] == []                                   # no TCP (or UDP) socket at all
+    folder = probe["folder"]
+    assert os.path.isabs(probe["ip"]) and os.path.dirname(probe["connection_file"]) == folder
+    assert probe["mode"] & 0o777 == 0o700                         # private to the user
+    assert not folder.startswith(str(probe_root.resolve()))      # not in the project
+    assert probe["sockets"] and all(len(os.path.join(folder, s)) <= 100
+                                    for s in probe["sockets"])   # sun_path: ~107 bytes
+    assert not os.path.exists(folder)                             # removed after the run
+
+
+def test_a_stage_prints_its_time_and_nothing_from_the_kernel(probe_root):
+    import re
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "analysis.pipeline.nbrun", "probe"],
+                          cwd=probe_root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING" not in proc.stdout + proc.stderr and "TCP" not in proc.stdout + proc.stderr
+    assert proc.stderr == ""
+    assert re.fullmatch(r"probe: \d+\.\d s\n", proc.stdout), proc.stdout
+
+
+def test_the_kernels_own_log_goes_with_a_failure_not_to_the_terminal(tmp_path, capfd):
+    from papermill.exceptions import PapermillExecutionError
+
+    root = probe_project(tmp_path / "proj", (
+        "from ipykernel.kernelapp import IPKernelApp\n"
+        "IPKernelApp.instance().log.error('the kernel logs this')\n"
+        "raise ValueError('boom')\n"))
+    with pytest.raises(PapermillExecutionError) as err:
+        nbrun.run_notebook("probe", root=root)
+    assert "ValueError" in str(err.value)
+    assert any("the kernel logs this" in note for note in err.value.__notes__)
+    out, errs = capfd.readouterr()
+    assert "the kernel logs this" not in out + errs

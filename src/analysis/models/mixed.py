@@ -966,8 +966,12 @@ def fit_formula(data: pd.DataFrame, fixed: str, group: str, random: str = "1", *
     Raises
     ------
     ValueError
-        A column is missing or has missing values (nothing is dropped silently), or as
-        :func:`fit_lmm`.
+        Refused as lme4 refuses, or where patsy would fit nonsense silently: a column is
+        missing or has missing values (nothing is dropped silently); a column used as a
+        number (not inside ``C(...)``) holds text, which would make it a factor of every
+        distinct value (:func:`_check_numbers`); the grouping factor has as many levels as
+        observations, or the random effects are as many as the observations
+        (:func:`_check_group_sizes`); or as :func:`fit_lmm`.
     """
     import patsy
 
@@ -980,6 +984,7 @@ def fit_formula(data: pd.DataFrame, fixed: str, group: str, random: str = "1", *
     if missing:
         raise ValueError(f"missing values in column(s) {', '.join(map(repr, missing))}: "
                          "drop or impute those rows first (nothing is dropped silently)")
+    _check_numbers(data, used, f"{fixed} + {random}")
     frame = data.copy(deep=False)
     for c, col in _categorical_columns(data, used, f"{fixed} + {random}").items():
         frame[c] = col
@@ -992,6 +997,7 @@ def fit_formula(data: pd.DataFrame, fixed: str, group: str, random: str = "1", *
         raise ValueError(f"formula '{fixed}' / random '{random}': {e}") from e
     if yd.shape[1] != 1:
         raise ValueError(f"formula '{fixed}' must have one numeric outcome")
+    _check_group_sizes(data[group], group, Zd.shape[1], random)
     w = data[weights] if weights else None
     return fit_lmm(yd.iloc[:, 0], Xd, data[group], Zd, weights=w, reml=reml, check=check,
                    tol=tol)
@@ -1007,6 +1013,94 @@ def _formula_columns(data: pd.DataFrame, *formulas: str) -> list[str]:
     return [c for c in data.columns if isinstance(c, str) and c in words]
 
 
+def _uses(name: str, formula: str) -> tuple[int, int]:
+    """How many times column ``name`` appears in ``formula``: as ``C(name...)``, and in all."""
+    import re
+
+    col = re.escape(name)
+    inside = len(re.findall(rf"\bC\(\s*{col}\s*[,)]", formula))
+    anywhere = len(re.findall(rf"(?<![A-Za-z0-9_.]){col}(?![A-Za-z0-9_.])", formula))
+    return inside, anywhere
+
+
+def _check_numbers(data: pd.DataFrame, used: list[str], formula: str,
+                   shown: int = 5) -> None:
+    """Refuse a column used as a number in ``formula`` that holds text.
+
+    patsy makes a text column a factor, a level per distinct value: a numeric column with
+    "n/a" in a few rows (or numbers stored as text, e.g. with decimal commas) becomes a
+    factor of hundreds of levels, and the model is fitted without a word.  A text column
+    is refused when it is used outside ``C(...)`` and some of its values read as numbers
+    (a decimal comma counts).  Text columns of labels only (no number among them),
+    columns inside ``C(...)``, categorical and boolean columns stay factors.
+
+    Raises
+    ------
+    ValueError
+        Naming the column and its most frequent non-numeric values with their row counts.
+    """
+    for c in used:
+        col = data[c]
+        if (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
+                or isinstance(col.dtype, pd.CategoricalDtype)):
+            continue
+        inside, anywhere = _uses(c, formula)
+        if inside == anywhere:  # only as C(column): categories, as asked
+            continue
+        counts = col.value_counts(sort=False)
+        text = counts.index.map(lambda v: v.strip().replace(",", ".") if isinstance(v, str)
+                                else v)
+        numeric = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").notna()
+        if not numeric.any():
+            continue  # labels, not numbers: a factor, as patsy and R make it
+        fix = f"wrap it in C({c}) to use it as categories"
+        if numeric.all():
+            examples = ", ".join(repr(v) for v in counts.index[:3])
+            raise ValueError(
+                f"column '{c}' is used as a number in the formula but holds numbers stored "
+                f"as text ({examples}, ...); convert it to numbers (pandas.to_numeric, with "
+                f"'.' as the decimal point), or {fix}")
+        words = counts[~numeric.to_numpy()].sort_values(ascending=False, kind="stable")
+        listed = ", ".join(f"{v!r} ({k} row{'s' if k > 1 else ''})"
+                           for v, k in words.iloc[:shown].items())
+        more = f" and {len(words) - shown} more" if len(words) > shown else ""
+        raise ValueError(
+            f"column '{c}' is used as a number in the formula but holds text: {listed}{more}; "
+            f"drop or impute those rows and convert the column to numbers, or {fix}")
+
+
+def _check_group_sizes(groups: pd.Series, name: str, q: int, random: str) -> None:
+    """Refuse what lme4 refuses: grouping factor levels or random effects >= observations.
+
+    lme4 stops with "number of levels of each grouping factor must be < number of
+    observations" and "number of observations <= number of random effects": with a random
+    intercept per observation it cannot be told from the residual, and the fit would only
+    be a boundary one.
+
+    Parameters
+    ----------
+    groups : Series, shape (n,)
+    name : str
+        The grouping column (named in the message).
+    q : int
+        Random effects per group.
+    random : str
+        The random part of the formula (named in the message).
+    """
+    n, n_groups = len(groups), groups.nunique()
+    if n_groups >= n:
+        raise ValueError(
+            f"grouping factor '{name}' has {n_groups} levels for {n} observations: the "
+            "number of levels must be less than the number of observations (one row per "
+            "group leaves no variation within groups; lme4 refuses this too)")
+    if n_groups * q >= n:
+        raise ValueError(
+            f"{n} observations for {n_groups * q} random effects (({random} | {name}): {q} "
+            f"for each of the {n_groups} levels of '{name}'): the observations must outnumber "
+            "the random effects, or their variances cannot be told from the residual one "
+            "(lme4 refuses this too); simplify the random part")
+
+
 def _categorical_columns(data: pd.DataFrame, used: list[str],
                          formula: str) -> dict[str, pd.Series]:
     """Used columns that patsy treats as categorical, as pandas Categoricals (fast in patsy).
@@ -1016,8 +1110,6 @@ def _categorical_columns(data: pd.DataFrame, used: list[str],
     matrix and its column names are unchanged, and patsy's slow per-value handling of
     strings is avoided.
     """
-    import re
-
     out = {}
     for c in used:
         col = data[c]
@@ -1026,9 +1118,7 @@ def _categorical_columns(data: pd.DataFrame, used: list[str],
         if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
             out[c] = col.astype("category")
         else:
-            name = re.escape(c)
-            inside = len(re.findall(rf"\bC\(\s*{name}\s*[,)]", formula))
-            anywhere = len(re.findall(rf"(?<![A-Za-z0-9_.]){name}(?![A-Za-z0-9_.])", formula))
+            inside, anywhere = _uses(c, formula)
             if inside and inside == anywhere:
                 out[c] = col.astype("category")
     return out

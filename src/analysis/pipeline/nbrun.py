@@ -12,7 +12,11 @@ so a notebook sees exactly the parameters DVC tracks for it.  The executed copy 
 ``data/processed/notebooks/<stage>.ipynb``, scrubbed of timestamps so that identical
 inputs give identical bytes.  The kernel is the project's own environment (the
 ``school-context`` kernel spec, pointing at this Python; installed on first use), with
-BLAS/OpenMP thread counts fixed (:func:`fix_threads`).
+BLAS/OpenMP thread counts fixed (:func:`fix_threads`).  It talks to this process over unix
+sockets in a private temporary folder made for the run and removed after it, and opens no TCP
+port (:mod:`analysis.pipeline.kernel`).  The kernel's own log goes to a file there (attached
+to the error when the run fails), so a stage prints one line, its name and time
+(``01_prepare: 4.2 s``), and nothing from the kernel.
 
 The last stage (``--publish``) assembles the report folder -- HTML, executed notebooks,
 validation page, metrics -- and replaces ``--report-dir`` whole (:mod:`analysis.publish.folders`).
@@ -30,6 +34,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +150,8 @@ def run_notebook(stage: str, *, root: str | Path = ".", output: str | Path | Non
     """
     import papermill as pm
 
+    from analysis.pipeline import kernel
+
     root = Path(root).resolve()
     cwd = Path(cwd).resolve() if cwd else root
     params = stage_parameters(stage, root)
@@ -156,13 +163,25 @@ def run_notebook(stage: str, *, root: str | Path = ".", output: str | Path | Non
     except OSError as exc:
         raise OutputError("create the folder", out.parent, exc) from exc
     fix_threads()
-    pm.execute_notebook(
-        str(root / "notebooks" / f"{stage}.ipynb"), str(running), parameters=params,
-        kernel_name=ensure_kernel(), cwd=str(cwd), progress_bar=False,
-        log_output=False, request_save_on_cell_execute=False,
-        # a pipeline kernel keeps no command history (no writes to ~/.ipython)
-        extra_arguments=["--HistoryManager.enabled=False"],
-    )
+    with kernel.private_folder() as folder:
+        log = folder / "kernel.log"
+        try:
+            pm.execute_notebook(
+                str(root / "notebooks" / f"{stage}.ipynb"), str(running), parameters=params,
+                kernel_name=ensure_kernel(), cwd=str(cwd), progress_bar=False,
+                log_output=False, request_save_on_cell_execute=False,
+                # over unix sockets in `folder`, no TCP port (analysis.pipeline.kernel)
+                kernel_manager_class=kernel.PipelineKernelManager, config=kernel.config(folder),
+                # a pipeline kernel keeps no command history (no writes to ~/.ipython) and
+                # logs to a file, not to the analyst's terminal
+                extra_arguments=["--HistoryManager.enabled=False",
+                                 f"--SchoolContextKernelApp.log_file={log}"],
+            )
+        except Exception as exc:  # the kernel's log goes with it (shown by --traceback)
+            text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+            if text.strip():
+                exc.add_note(f"The kernel's log:\n{text.rstrip()}")
+            raise
     nb = scrub(nbformat.read(running, as_version=4))
     write_text(out, nbformat.writes(nb) + "\n")
     running.unlink(missing_ok=True)
@@ -381,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     params = load_yaml(Path(args.root) / "params.yaml")
     lang = params.get("lang", "ru")
     report_dir = args.report_dir or f"reports/{params.get('year')}"
+    start = time.perf_counter()
     try:
         run_stage(args.stage, report_dir=report_dir, root=args.root,
                   publish_to=args.publish, lang=lang, metrics_out=args.metrics)
@@ -388,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.traceback:
             raise
         return report_failure(exc)
+    print(f"{args.stage}: {time.perf_counter() - start:.1f} s", flush=True)
     return 0
 
 
