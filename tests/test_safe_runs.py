@@ -289,10 +289,13 @@ def test_last_bit_perturbations_give_the_same_bytes(tmp_path, tiny_region):
     assert digests[0] == digests[1] == digests[2]
 
 
-def test_thread_counts_are_fixed_for_the_kernels(monkeypatch):
+def test_thread_counts_default_to_one_and_a_users_count_is_kept(monkeypatch):
+    for var in nbrun.THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "8")
     nbrun.fix_threads()
-    assert all(os.environ[v] == "1" for v in nbrun.THREAD_VARS)
+    assert os.environ["OMP_NUM_THREADS"] == "8"
+    assert all(os.environ[v] == "1" for v in nbrun.THREAD_VARS if v != "OMP_NUM_THREADS")
 
 
 # --- end to end: a DATA run, then runs that fail or collide --------------------------------

@@ -127,14 +127,17 @@ def running_path(output: Path) -> Path:
 
 
 def fix_threads(n: int = 1) -> None:
-    """Fix the BLAS/OpenMP thread counts of this process and of the kernels it starts.
+    """BLAS/OpenMP thread counts of this process and of the kernels it starts: ``n`` unless
+    the environment sets a count.
 
-    Reductions split over a different number of threads add in a different order, so
-    results would differ in the last bits with the machine's core count.  Set before
-    a kernel starts (kernels inherit the environment); see :mod:`analysis.outputs`.
+    One thread is fastest for the regional matrices and keeps the work on the machine's
+    other core for the next stage; a count the user set is respected.  Outputs do not
+    depend on it: every float is rounded far above the noise a different order of
+    additions makes (:mod:`analysis.outputs`; ``.ci/reproducible`` runs with 4 threads).
+    Set before a kernel starts (kernels inherit the environment).
     """
     for var in THREAD_VARS:
-        os.environ[var] = str(n)
+        os.environ.setdefault(var, str(n))
 
 
 def run_notebook(stage: str, *, root: str | Path = ".", output: str | Path | None = None,
