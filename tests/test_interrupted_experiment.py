@@ -2,7 +2,7 @@
 
 GitHub issue finding 7: after `dvc exp run -S clusters.k=4` is killed, params.yaml holds
 k=4 (staged in git, HEAD detached), and the next `dvc repro` silently builds k=4.
-`python -m analysis.pipeline.preflight` (run by `make report` before `dvc repro`) warns; the README
+`python -m analysis.pipeline.preflight` (run by `make report` before `dvc repro`) warns; docs/guide.md
 section "If an experiment was interrupted" gives the recovery tested here.
 """
 
@@ -308,7 +308,7 @@ def test_killed_experiment_warning_and_recovery(tmp_path, tiny_region):
     assert f"clusters.k: {k} → 2" in pre.stderr and "killed `dvc exp run`" in pre.stderr
     assert "git restore --staged --worktree params.yaml\n  git switch main\n" in pre.stderr
 
-    # the recovery (README "If an experiment was interrupted"), then the committed k again
+    # the recovery (docs/guide.md "If an experiment was interrupted"), then the committed k again
     git(root, "restore", "--staged", "--worktree", "params.yaml")
     git(root, "switch", "main")
     rerun = _dvc(root, "repro")

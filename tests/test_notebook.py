@@ -22,7 +22,7 @@ def test_prepare_notebook_runs_with_injected_parameters(tiny_project):
     assert len(injected) == 1
     values = {node.targets[0].id: ast.literal_eval(node.value)
               for node in ast.parse(injected[0].source).body}
-    assert values == stage_parameters("01_prepare", tiny_project)
+    assert values == {"params": stage_parameters("01_prepare", tiny_project)}
     # scrubbed: no timestamps anywhere
     text = out.read_text(encoding="utf-8")
     assert "start_time" not in text and "iopub" not in text

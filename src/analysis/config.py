@@ -1,13 +1,17 @@
 """Parameters and paths: read ``params.yaml`` and hand each stage its sections.
 
 ``params.yaml`` is the single source of truth for parameters.  ``dvc.yaml`` declares which
-sections a stage reads; :func:`stage_parameters` flattens exactly those into the names a
-notebook's ``parameters`` cell uses: a top-level key keeps its name (``year``), a key inside
-a section becomes ``<section>_<key>`` (``clusters.k`` -> ``clusters_k``).
+keys a stage reads (``year``, a whole section ``flags``, or one key of a section
+``ses_link.terms``); :func:`stage_parameters` selects exactly those, in params.yaml's own
+shape, and the runner injects them into the stage notebook as one variable, ``params``
+(the notebook's ``parameters`` cell reads the same from ``params.yaml`` when it is run by
+hand).  :func:`flatten` gives the flat names the report's methods appendix lists
+(``clusters.k`` -> ``clusters_k``).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -86,12 +90,56 @@ def stage_param_keys(dvc: Mapping[str, Any], stage: str) -> list[str]:
     return keys
 
 
+def select(params: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """The named keys of ``params``, in its own nested shape.
+
+    Parameters
+    ----------
+    params : mapping
+        The parsed ``params.yaml``.
+    keys : sequence of str
+        Top-level keys (``"year"``, ``"flags"``) or one key of a section
+        (``"ses_link.terms"``, which gives ``{"ses_link": {"terms": ...}}``).
+
+    Returns
+    -------
+    dict
+        A deep copy: changing it leaves ``params`` as it is.
+    """
+    out: dict[str, Any] = {}
+    for key in keys:
+        section_name, _, sub = key.partition(".")
+        if section_name not in params:
+            raise KeyError(f"params.yaml has no key '{section_name}'")
+        value = params[section_name]
+        if sub:
+            if not isinstance(value, Mapping) or sub not in value:
+                raise KeyError(f"params.yaml has no key '{key}'")
+            out.setdefault(section_name, {})[sub] = copy.deepcopy(value[sub])
+        else:
+            out[section_name] = copy.deepcopy(value)
+    return out
+
+
+def merge(params: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with ``overrides`` applied: a section given as a mapping updates the
+    section key by key, anything else replaces the value."""
+    out = copy.deepcopy(dict(params))
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = {**out[key], **copy.deepcopy(dict(value))}
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
 def stage_parameters(stage: str, root: str | Path = ".") -> dict[str, Any]:
-    """Notebook parameters of a pipeline stage, from ``params.yaml`` and ``dvc.yaml``."""
+    """What a pipeline stage receives as ``params``: the keys ``dvc.yaml`` declares for it,
+    from ``params.yaml`` (both read under ``root``), in params.yaml's shape (:func:`select`)."""
     root = Path(root)
     params = load_yaml(root / "params.yaml")
     dvc = load_yaml(root / "dvc.yaml")
-    return flatten(params, stage_param_keys(dvc, stage))
+    return select(params, stage_param_keys(dvc, stage))
 
 
 def section(namespace: Mapping[str, Any], name: str) -> dict[str, Any]:

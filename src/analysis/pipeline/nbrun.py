@@ -6,9 +6,10 @@ Usage (from the project root; this is what ``dvc.yaml`` calls)::
     python -m analysis.pipeline.nbrun 05_report --report-dir reports/2025 --publish \\
         --metrics reports/metrics.json
 
-The stage name picks ``notebooks/<stage>.ipynb``.  Its parameters are the ``params.yaml``
-sections that ``dvc.yaml`` declares for the stage (:func:`analysis.config.stage_parameters`),
-so a notebook sees exactly the parameters DVC tracks for it.  The executed copy goes to
+The stage name picks ``notebooks/<stage>.ipynb``.  It receives one variable, ``params``: the
+``params.yaml`` keys that ``dvc.yaml`` declares for the stage, in params.yaml's shape
+(:func:`analysis.config.stage_parameters`), so a notebook sees exactly the parameters DVC
+tracks for it.  The executed copy goes to
 ``data/processed/notebooks/<stage>.ipynb``, scrubbed of timestamps so that identical
 inputs give identical bytes.  The kernel is the project's own environment (the
 ``school-context`` kernel spec, pointing at this Python; installed on first use), with
@@ -47,7 +48,7 @@ sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 import nbformat  # noqa: E402 -- after the line above
 
-from analysis.config import PROCESSED, load_yaml, stage_parameters
+from analysis.config import PROCESSED, load_yaml, merge, stage_parameters
 from analysis.i18n import t
 from analysis.outputs import OutputError, copy_file, round_text, write_text
 from analysis.publish import folders
@@ -145,7 +146,9 @@ def run_notebook(stage: str, *, root: str | Path = ".", output: str | Path | Non
                  cwd: str | Path | None = None) -> Path:
     """Execute ``notebooks/<stage>.ipynb`` with its stage parameters; return the output path.
 
-    ``parameters`` overrides the values from params.yaml (tests and :mod:`analysis.pipeline.run`
+    The notebook receives one variable, ``params``: the params.yaml keys dvc.yaml declares
+    for the stage, in params.yaml's shape.  ``parameters`` (the same shape) overrides them,
+    section by section (:func:`analysis.config.merge`; tests and :mod:`analysis.pipeline.run`
     use it); ``cwd`` is the folder the notebook runs in, where it reads and writes
     ``data/processed`` (default: ``root``).  The executed copy (default
     :func:`executed_path` under ``cwd``) is written only when the notebook ran to the end;
@@ -157,8 +160,7 @@ def run_notebook(stage: str, *, root: str | Path = ".", output: str | Path | Non
 
     root = Path(root).resolve()
     cwd = Path(cwd).resolve() if cwd else root
-    params = stage_parameters(stage, root)
-    params.update(parameters or {})
+    params = merge(stage_parameters(stage, root), parameters or {})
     out = Path(output) if output else executed_path(stage, cwd)
     running = running_path(out)
     try:
@@ -170,7 +172,8 @@ def run_notebook(stage: str, *, root: str | Path = ".", output: str | Path | Non
         log = folder / "kernel.log"
         try:
             pm.execute_notebook(
-                str(root / "notebooks" / f"{stage}.ipynb"), str(running), parameters=params,
+                str(root / "notebooks" / f"{stage}.ipynb"), str(running),
+                parameters={"params": params},
                 kernel_name=ensure_kernel(), cwd=str(cwd), progress_bar=False,
                 log_output=False, request_save_on_cell_execute=False,
                 # over unix sockets in `folder`, no TCP port (analysis.pipeline.kernel)

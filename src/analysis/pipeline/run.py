@@ -43,7 +43,7 @@ from typing import Any
 
 import yaml
 
-from analysis.config import PROCESSED, flatten, load_yaml, stage_param_keys
+from analysis.config import PROCESSED, load_yaml, select, stage_param_keys
 from analysis.outputs import write_text
 from analysis.pipeline.nbrun import fix_threads, report_failure, run_stage
 from analysis.publish.folders import RunLock, staged
@@ -162,7 +162,7 @@ def run_study(data_dir: str | Path, year: int | None = None, root: str | Path = 
             print(f"Running stage '{stage}'", flush=True)
             start = time.perf_counter()
             run_stage(stage, report_dir=out_dir, root=root, cwd=work,
-                      parameters=flatten(params, stage_param_keys(dvc, stage)),
+                      parameters=select(params, stage_param_keys(dvc, stage)),
                       publish_to=stage == stages[-1], lang=params["lang"])
             print(f"  done in {time.perf_counter() - start:.1f} s", flush=True)
     return out_dir / "report.html"
