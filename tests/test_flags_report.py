@@ -16,6 +16,7 @@ from analysis.i18n import LANGS, catalogue
 from analysis.pipeline.stages import ReportData
 from analysis.publish import flags_report as fr
 from analysis.publish import report
+from analysis.publish.html import html_table
 
 MIN_N = 10
 YEAR = 2025
@@ -239,7 +240,7 @@ def test_a_small_low_procedure_is_counted_never_named(d):
         s4 = table.loc["ООШ № 4", "low_procedures"]
         assert s4 == ("все с числом участников меньше 10 (их 2)" if lang == "ru"
                       else "all with fewer than 10 participants (2)")
-        html_ = report.html_table(fr.shnor_table(d, lang, MIN_N), lang)
+        html_ = html_table(fr.shnor_table(d, lang, MIN_N), lang)
         assert hidden not in _row(html_, "СОШ № 3") and "50%" not in _row(html_, "ООШ № 4")
 
 

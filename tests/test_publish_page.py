@@ -14,6 +14,7 @@ import yaml
 from analysis.i18n import catalogue, t
 from analysis.publish import report
 from analysis.publish.figures import figure_html, png_bytes, use_style
+from analysis.publish.html import heading, html_table
 from analysis.publish.page import document
 from analysis.publish.typeset import MINUS, NBSP, NNBSP, number, typeset_html, typeset_text
 
@@ -74,12 +75,12 @@ def test_figures_are_numbered_captioned_with_alt_text_and_stable_bytes():
 
 def test_document_has_contents_numbered_sections_figures_and_tables():
     body = "\n".join([
-        report.heading("report.summary", "ru"),
-        report.html_table(pd.DataFrame({"x": [1.5]}), "ru"),
-        report.heading("report.coverage", "ru"),
-        report.heading("report.validation_summary", "ru", 3),
+        heading("report.summary", "ru"),
+        html_table(pd.DataFrame({"x": [1.5]}), "ru"),
+        heading("report.coverage", "ru"),
+        heading("report.validation_summary", "ru", 3),
         figure_html(_fig(), caption="Первый", alt="первый рисунок", lang="ru"),
-        report.html_table(pd.DataFrame({"x": [2]}), "ru", caption="Подписанная"),
+        html_table(pd.DataFrame({"x": [2]}), "ru", caption="Подписанная"),
         figure_html(_fig(), caption="Второй", alt="второй рисунок", lang="ru"),
     ])
     page = document(body, title="Отчёт <тест>", lang="ru")

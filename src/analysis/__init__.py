@@ -10,7 +10,9 @@ on DataFrames, grouped by what it does.
 - :mod:`analysis.models` -- stage 03: the link between social status and results
   (:mod:`.gradient`);
 - :mod:`analysis.flags` -- stage 04: resilient schools, ШНОР, ШНСУ, objectivity, typology;
-- :mod:`analysis.publish` -- stage 05: report sections (:mod:`.report`), report folders
+- :mod:`analysis.publish` -- stage 05: report sections (:mod:`.report`,
+  :mod:`.context_report`, :mod:`.ses_report`, :mod:`.flags_report`) built from shared HTML
+  pieces (:mod:`.html`), municipal pages and downloads (:mod:`.site`), report folders
   published whole (:mod:`.folders`), what a report was built from (:mod:`.provenance`);
 - :mod:`analysis.pipeline` -- the stages as functions (:mod:`.stages`), the notebook
   runner (:mod:`.nbrun`), ``make report DATA=…`` (:mod:`.run`), pre-run checks

@@ -8,7 +8,7 @@ notebook's ``flags_*`` parameters, ``analysis.config.section(params, "flags")``)
 
 What every function here keeps to:
 
-- every string from the data is escaped (:func:`~analysis.publish.report.html_table` or
+- every string from the data is escaped (:func:`~analysis.publish.html.html_table` or
   :func:`html.escape`); every text comes from ``labels.yaml``;
 - nothing computed from fewer than ``min_n`` participants is shown: a low ШНОР procedure
   with fewer participants is counted, never named, and its share is not shown; a card's
@@ -29,7 +29,7 @@ import pandas as pd
 from analysis.flags.rules import TYPOLOGY
 from analysis.i18n import label, t
 from analysis.ingest.schema import PROCEDURES, SETTLEMENT_TYPES
-from analysis.publish.report import heading, html_table, listing, para, regions_of, stat
+from analysis.publish.html import heading, html_table, listing, para, regions_of, stat
 
 #: Lists whose schools get a "why this school" card, in the order of the card's title.
 CARD_LISTS = ("resilient", "needs_review", "shnor", "shnsu", "risk_zone", "objectivity_flag")

@@ -26,7 +26,7 @@ The trend of the slope across years is the ``gradient`` row ``slope_trend_per_ye
 from the yearly slopes the same way.
 
 ``section_*`` functions (and :func:`gradient_by_table`) return escaped HTML: cells go through
-:func:`analysis.publish.report.html_table`, prose through :func:`html.escape`.  A value that
+:func:`analysis.publish.html.html_table`, prose through :func:`html.escape`.  A value that
 could not be computed is shown as «н/д (reason)», a variance estimated at the boundary (zero)
 is said in words, never as a number; no cell ever reads "nan" or "-0.00".  ``fig_*``
 functions return matplotlib figures.  Strings come from the ``ses.*`` block of
@@ -48,13 +48,12 @@ import numpy as np
 import pandas as pd
 from matplotlib import transforms
 from matplotlib.figure import Figure
-
 from matplotlib.lines import Line2D
 
-from analysis.publish.figures import ROLE
 from analysis.i18n import catalogue, label, t
 from analysis.outputs import round_sig
-from analysis.publish.report import col_label, heading, html_table, is_missing, stat
+from analysis.publish.figures import ROLE
+from analysis.publish.html import col_label, heading, html_table, is_missing, stat
 
 #: Columns of the estimates table (``data/processed/estimates.parquet``).
 COLUMNS = ("model", "outcome", "year", "subset", "level", "term", "estimate", "std_error",
