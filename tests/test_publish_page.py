@@ -166,7 +166,7 @@ def test_dynamics_suppress_small_cells_and_find_the_grade_4_to_5_drop():
 def test_gradient_canvas_adds_and_takes_away_one_municipality_at_a_time():
     """The municipal reports' figure is drawn once; each municipality is added, saved and
     taken away, so the next one does not inherit it."""
-    from analysis.publish.ses_report import GradientCanvas
+    from analysis.publish.ses_figures import GradientCanvas
 
     pts = pd.DataFrame({"school_id": list("abcd"), "social_index": [-1.0, 0.0, 1.0, 2.0],
                         "quality_index": [0.2, 0.3, 0.5, 0.6], "n_students": [20, 30, 40, 50]})

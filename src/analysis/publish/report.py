@@ -38,7 +38,8 @@ from analysis.publish.html import (
 )
 from analysis.publish.page import header_html
 from analysis.publish.provenance import code_version, package_versions
-from analysis.publish.ses_report import fmt, ses_metrics
+from analysis.publish.ses_estimates import fmt
+from analysis.publish.ses_report import ses_metrics
 
 
 def summary_table(counts: Mapping[str, int], lang: str = "ru") -> str:

@@ -47,7 +47,7 @@ from analysis.publish.html import (
     table_wrap,
 )
 from analysis.publish.page import document, header_html
-from analysis.publish.ses_report import GradientCanvas
+from analysis.publish.ses_figures import GradientCanvas
 
 #: Columns of the schools table (one row per school of the reporting year), in order.
 SCHOOL_COLUMNS = (
@@ -237,7 +237,7 @@ def municipal_dynamics(d, mun: str, min_n: int, regional: pd.DataFrame) -> pd.Da
 
 def gradient_canvas(d, lang: str):
     """The regional gradient of the municipal reports, drawn once
-    (:class:`analysis.publish.ses_report.GradientCanvas`)."""
+    (:class:`analysis.publish.ses_figures.GradientCanvas`)."""
     model = d.gradient.get("model", {})
     quarters = d.sample["social_index"].quantile([0.25, 0.5, 0.75]).tolist()
     return GradientCanvas(d.sample, d.curve, tuple(model.get("support_bounds") or ()),
