@@ -34,6 +34,8 @@ from analysis.config import section
 from analysis.i18n import label, t
 from analysis.outputs import OutputError, write_text
 from analysis.publish import downloads
+from analysis.publish import flag_cards as fc
+from analysis.publish import flag_text as ft
 from analysis.publish import flags_report as fr
 from analysis.publish import report as rp
 from analysis.publish.figures import use_style
@@ -132,7 +134,7 @@ def shnor_procedures_table(d, min_n: int) -> pd.DataFrame:
     det = det.loc[det["school_id"].isin(ids)
                   & det["low"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
     big = det.loc[pd.to_numeric(det["participants"], errors="coerce").fillna(0) >= min_n]
-    names = fr.school_names(d)
+    names = ft.school_names(d)
     out = big.assign(school_name=big["school_id"].map(names["school_name"]),
                      municipality=big["school_id"].map(names["municipality"]))
     return out[["school_id", "school_name", "municipality", "year", "procedure", "subject",
@@ -155,7 +157,7 @@ def tables(d, params: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
         "schools": schools_table(d, min_n, params.get("lang", "ru")),
         "shnor_procedures": shnor_procedures_table(d, min_n),
         "typology_by_municipality": typology_by_municipality(d),
-        "changes": d.changes.merge(fr.school_names(d).reset_index(), on="school_id",
+        "changes": d.changes.merge(ft.school_names(d).reset_index(), on="school_id",
                                    how="left").reindex(columns=[
                                        "school_id", "school_name", "municipality", "list",
                                        "change", "changed"]),
@@ -207,16 +209,16 @@ def _counts(f: pd.DataFrame) -> dict[str, int]:
 def municipal_schools_table(s: pd.DataFrame, lang: str, min_n: int) -> pd.DataFrame:
     """The municipality's schools for its page: context, result, effect and lists."""
     na = t("value.na", lang)
-    q = fr.fmt_values(s["quality_index"], ".3f", t("value.suppressed", lang, min_n=min_n))
-    lists = fr.lists_text(s, lang) if len(s) else pd.Series(dtype=object)
+    q = ft.fmt_values(s["quality_index"], ".3f", t("value.suppressed", lang, min_n=min_n))
+    lists = fc.lists_text(s, lang) if len(s) else pd.Series(dtype=object)
     return pd.DataFrame({
         "school_name": s["school_name"].astype(object),
-        "school_type": fr.labels_of(s["school_type"], "school_type", lang),
-        "settlement_type": fr.labels_of(s["settlement_type"], "settlement_type", lang),
-        "social_index": fr.fmt_values(s["social_index"], "+.2f", na),
+        "school_type": ft.labels_of(s["school_type"], "school_type", lang),
+        "settlement_type": ft.labels_of(s["settlement_type"], "settlement_type", lang),
+        "social_index": ft.fmt_values(s["social_index"], "+.2f", na),
         "quality_index": q,
-        "effect_ci": fr.effect_ci(s, lang),
-        "typology": fr.labels_of(s["typology"].fillna("na"), "typology", lang),
+        "effect_ci": ft.effect_ci(s, lang),
+        "typology": ft.labels_of(s["typology"].fillna("na"), "typology", lang),
         "lists": lists.where(lists.astype(bool), "").astype(object),
     })
 
@@ -269,7 +271,7 @@ def region_view(d, params: Mapping[str, Any], lang: str) -> RegionView:
         dynamics=rp.dynamics(d.results, int(params["min_n"])),
         schools={str(k): g.sort_values(["school_name", "school_id"], kind="stable")
                  for k, g in f.groupby("municipality", sort=True)},
-        cards=fr.school_cards(d, lang, rp_flags(params), min_n=int(params["min_n"])),
+        cards=fc.school_cards(d, lang, rp_flags(params), min_n=int(params["min_n"])),
         canvas=gradient_canvas(d, lang))
 
 
@@ -284,7 +286,7 @@ def municipal_page(d, mun: str, params: Mapping[str, Any], *, lang: str,
                            "region_n": list(region.values())})
     with view.canvas.highlighted(s["school_id"], str(mun)) as fig:
         figure = rp.figure(fig, "gradient_mun", lang, close=False, municipality=mun, year=d.year)
-    flagged = s.loc[fr.flagged(s), "school_id"]
+    flagged = s.loc[fc.flagged(s), "school_id"]
     dyn = municipal_dynamics(d, mun, min_n, view.dynamics)
     sup = t("value.suppressed", lang, min_n=min_n)
     pct = {c: (lambda v: sup if pd.isna(v) else fmt_pct(v))
