@@ -13,9 +13,12 @@ import pytest
 
 from analysis.flags.rules import TYPOLOGY
 from analysis.i18n import LANGS, catalogue
+from analysis.publish import flag_cards as fc
+from analysis.publish import flag_text as ft
 from analysis.publish import flags_report as fr
 from analysis.publish import report
 from analysis.publish.data import ReportData
+from analysis.publish.html import html_table
 
 MIN_N = 10
 YEAR = 2025
@@ -217,7 +220,7 @@ def test_every_new_section_renders_in_both_languages_without_nan(d, lang):
 def test_a_school_name_with_markup_is_escaped_everywhere(d):
     text = render(d, "ru")
     assert "<script>" not in text
-    card = _card(fr.school_cards(d, "ru", FLAGS, min_n=MIN_N), "s1")
+    card = _card(fc.school_cards(d, "ru", FLAGS, min_n=MIN_N), "s1")
     assert card.startswith('<details class="sc-card"><summary>&lt;script&gt;alert(&quot;x&quot;)'
                            "&lt;/script&gt; «Школа &amp; Ко» — резильентные, ШНСУ</summary>")
     assert card.endswith("</ul></details>")
@@ -233,21 +236,21 @@ def test_a_small_low_procedure_is_counted_never_named(d):
         s3 = table.loc["СОШ № 3", "low_procedures"]
         assert s3.endswith(small) and "35%" in s3 and "(n = 40)" in s3
         assert hidden not in s3 and "67%" not in s3 and "(n = 3)" not in s3
-        card = _card(fr.school_cards(d, lang, FLAGS, min_n=MIN_N), "s3")
+        card = _card(fc.school_cards(d, lang, FLAGS, min_n=MIN_N), "s3")
         assert small in card and hidden not in card and "67%" not in card
         # s4: every low procedure is small -> nothing named, only their number
         s4 = table.loc["ООШ № 4", "low_procedures"]
         assert s4 == ("все с числом участников меньше 10 (их 2)" if lang == "ru"
                       else "all with fewer than 10 participants (2)")
-        html_ = report.html_table(fr.shnor_table(d, lang, MIN_N), lang)
+        html_ = html_table(fr.shnor_table(d, lang, MIN_N), lang)
         assert hidden not in _row(html_, "СОШ № 3") and "50%" not in _row(html_, "ООШ № 4")
 
 
 def test_every_flagged_school_has_exactly_one_card(d):
     f = d.flags
-    listed = set(f.loc[f[list(fr.CARD_LISTS)].any(axis=1), "school_id"])
+    listed = set(f.loc[f[list(fc.CARD_LISTS)].any(axis=1), "school_id"])
     assert listed == {"s1", "s2", "s3", "s4", "s5", "s8"}
-    cards = fr.school_cards(d, "ru", FLAGS, min_n=MIN_N)
+    cards = fc.school_cards(d, "ru", FLAGS, min_n=MIN_N)
     assert set(cards.index) == listed
     section = fr.section_cards(d, "ru", FLAGS, min_n=MIN_N)
     assert section.count('<details class="sc-card">') == len(listed)
@@ -260,7 +263,7 @@ def test_every_flagged_school_has_exactly_one_card(d):
 
 
 def test_card_explains_the_school_and_suppresses_small_outcomes(d):
-    card = _card(fr.school_cards(d, "ru", FLAGS, min_n=MIN_N), "s1")
+    card = _card(fc.school_cards(d, "ru", FLAGS, min_n=MIN_N), "s1")
     # the expected value factor by factor, the actual one with its n
     assert ("ВПР: ожидаемо 0.41 = 0.48 (среднее по региону) − 0.05 (социальный контекст) "
             "+ 0.01 (местность) − 0.03 (вид ОО); фактически 0.54 (n = 40).") in card
@@ -274,10 +277,10 @@ def test_card_explains_the_school_and_suppresses_small_outcomes(d):
     assert "ШНСУ: индекс благополучия в шкале 2023 г. -1.30 (порог -0.67)." in card
     # up to 5 similar schools, nearest first
     assert "Похожие школы: Гимназия № 7; СОШ № 6; Лицей № 5; ООШ № 4; СОШ № 3." in card
-    review = _card(fr.school_cards(d, "ru", FLAGS, min_n=MIN_N), "s2")
+    review = _card(fc.school_cards(d, "ru", FLAGS, min_n=MIN_N), "s2")
     assert "Признаки необъективности (нужна проверка): ВПР заметно выше ОГЭ; необычно много" \
         in review and "требует проверки" in review
-    risk = _card(fr.school_cards(d, "ru", FLAGS, min_n=MIN_N), "s5")
+    risk = _card(fc.school_cards(d, "ru", FLAGS, min_n=MIN_N), "s5")
     assert "Зона риска: снижение: -0.040 в год." in risk
 
 
@@ -366,11 +369,11 @@ def test_flag_metrics_and_headline_counts(d):
 
 
 def test_formatting_never_prints_nan_or_negative_zero():
-    out = fr.fmt_values(pd.Series([np.nan, -0.0001, 0.5, None], dtype="object"), "+.2f", "н/д")
+    out = ft.fmt_values(pd.Series([np.nan, -0.0001, 0.5, None], dtype="object"), "+.2f", "н/д")
     assert out.tolist() == ["н/д", "0.00", "+0.50", "н/д"]
-    assert fr.fmt_values(pd.array([0.125, pd.NA], dtype="Float64"), ".1%", "").tolist() == [
+    assert ft.fmt_values(pd.array([0.125, pd.NA], dtype="Float64"), ".1%", "").tolist() == [
         "12.5%", ""]
-    assert fr.prob_text(pd.Series([0.999, 0.5, 0.001]), "ru").tolist() == ["> 99%", "50%",
+    assert ft.prob_text(pd.Series([0.999, 0.5, 0.001]), "ru").tolist() == ["> 99%", "50%",
                                                                            "< 1%"]
     assert fr.short(0.125) == "0.125" and fr.short_pct(0.3) == "30%"
 
@@ -391,7 +394,7 @@ def test_context_from_the_students_status_is_named(d):
     assert "не менее чем в 1 из последних 3 уч. г." in text  # the effective min_years
     table = fr.resilient_table(f.loc[f["resilient"]], "ru", MIN_N)
     assert table.iloc[0]["context_index"] == "-1.30"
-    card = fr.school_cards(d2, "ru", FLAGS, min_n=MIN_N).loc["s1"]
+    card = fc.school_cards(d2, "ru", FLAGS, min_n=MIN_N).loc["s1"]
     assert "индекс благополучия -1.20, средний статус учеников -1.30 (неблагоприятный)" in card
     assert int(fr.typology_matrix(f).to_numpy().sum()) == len(f)
     for lang in LANGS:
@@ -400,7 +403,7 @@ def test_context_from_the_students_status_is_named(d):
     small = f.assign(context_n=pd.array([4] * len(f), dtype="Int64"))
     table = fr.resilient_table(small.loc[small["resilient"]], "ru", MIN_N)
     assert table.iloc[0]["context_index"] == "н/д (меньше 10 учеников)"
-    card = fr.school_cards(dataclasses.replace(d2, flags=small), "ru", FLAGS,
+    card = fc.school_cards(dataclasses.replace(d2, flags=small), "ru", FLAGS,
                            min_n=MIN_N).loc["s1"]
     assert "учеников -1.30" not in card and "меньше 10 учеников" in card
 
@@ -417,5 +420,5 @@ def test_a_region_without_screens_or_previous_year_still_renders(d):
     for lang in LANGS:
         text = render(bare, lang)
         assert not re.search(r"\bnan\b|<NA>|\bNone\b", text, flags=re.I)
-    assert "Признаки необъективности не оценивались" in fr.school_cards(
+    assert "Признаки необъективности не оценивались" in fc.school_cards(
         bare, "ru", FLAGS, min_n=MIN_N).loc["s1"]

@@ -19,6 +19,7 @@ from analysis.pipeline.flow import run_all
 from analysis.publish import context_report as cr
 from analysis.publish import flags_report as fr
 from analysis.publish import report as rp
+from analysis.publish.html import by_region, regions_of
 from conftest import make_project
 
 SPEC = RegionSpec(n_municipalities=24, n_schools=720, n_regions=4, seed=11,
@@ -39,7 +40,7 @@ def test_the_region_column_is_read_and_kept(national):
     schools = pd.read_parquet(root / FILES["schools"])
     assert schools["region"].nunique() == 4
     assert schools.groupby("municipality")["region"].nunique().max() == 1
-    assert rp.regions_of(d) is not None
+    assert regions_of(d) is not None
     download = pd.read_parquet(root / FILES["site"] / "data" / "schools.parquet")
     assert download["region"].notna().all()
     assert list(download.columns).index("region") == list(download.columns).index(
@@ -51,8 +52,8 @@ def test_lists_are_counted_by_region_with_every_school_accounted(national):
     html = fr.section_lists(d, "ru", params["flags"], min_n=params["min_n"], top_n=10)
     listed = d.flags.loc[d.flags["resilient"]]
     assert len(listed) > 0
-    regions = rp.regions_of(d)
-    table = rp.by_region(fr.resilient_table(listed, "ru", params["min_n"]), regions)
+    regions = regions_of(d)
+    table = by_region(fr.resilient_table(listed, "ru", params["min_n"]), regions)
     assert len(table) == 4 and table["n_listed"].sum() == len(listed)
     assert "data-mun" not in html  # no school-by-school rows
     for name in listed["school_name"].astype(str):
@@ -77,7 +78,7 @@ def test_a_one_region_file_lists_schools_as_before(tiny_project):
     params = yaml.safe_load((tiny_project / "params.yaml").read_text(encoding="utf-8"))
     params["report"]["municipal"] = False
     d = run_all(tiny_project, params)
-    assert rp.regions_of(d) is None
+    assert regions_of(d) is None
     html = fr.section_lists(d, "ru", params["flags"], min_n=params["min_n"], top_n=10)
     assert "Сводный отчёт" not in html
     if d.flags["resilient"].any():

@@ -14,6 +14,7 @@ import yaml
 from analysis.i18n import catalogue, t
 from analysis.publish import report
 from analysis.publish.figures import figure_html, png_bytes, use_style
+from analysis.publish.html import heading, html_table
 from analysis.publish.page import document
 from analysis.publish.typeset import MINUS, NBSP, NNBSP, number, typeset_html, typeset_text
 
@@ -74,12 +75,12 @@ def test_figures_are_numbered_captioned_with_alt_text_and_stable_bytes():
 
 def test_document_has_contents_numbered_sections_figures_and_tables():
     body = "\n".join([
-        report.heading("report.summary", "ru"),
-        report.html_table(pd.DataFrame({"x": [1.5]}), "ru"),
-        report.heading("report.coverage", "ru"),
-        report.heading("report.validation_summary", "ru", 3),
+        heading("report.summary", "ru"),
+        html_table(pd.DataFrame({"x": [1.5]}), "ru"),
+        heading("report.coverage", "ru"),
+        heading("report.validation_summary", "ru", 3),
         figure_html(_fig(), caption="Первый", alt="первый рисунок", lang="ru"),
-        report.html_table(pd.DataFrame({"x": [2]}), "ru", caption="Подписанная"),
+        html_table(pd.DataFrame({"x": [2]}), "ru", caption="Подписанная"),
         figure_html(_fig(), caption="Второй", alt="второй рисунок", lang="ru"),
     ])
     page = document(body, title="Отчёт <тест>", lang="ru")
@@ -165,7 +166,7 @@ def test_dynamics_suppress_small_cells_and_find_the_grade_4_to_5_drop():
 def test_gradient_canvas_adds_and_takes_away_one_municipality_at_a_time():
     """The municipal reports' figure is drawn once; each municipality is added, saved and
     taken away, so the next one does not inherit it."""
-    from analysis.publish.ses_report import GradientCanvas
+    from analysis.publish.ses_figures import GradientCanvas
 
     pts = pd.DataFrame({"school_id": list("abcd"), "social_index": [-1.0, 0.0, 1.0, 2.0],
                         "quality_index": [0.2, 0.3, 0.5, 0.6], "n_students": [20, 30, 40, 50]})

@@ -9,30 +9,31 @@ import pytest
 
 from analysis.i18n import LANGS, catalogue, label, t
 from analysis.publish import report
+from analysis.publish.html import html_table, suppress
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_html_table_escapes_every_cell_and_labels_columns():
     df = pd.DataFrame({"school_name": ['<script>alert("x")</script> & «Лицей»'], "n_students": [12]})
-    out = report.html_table(df, "ru")
+    out = html_table(df, "ru")
     assert "<script>" not in out
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; «Лицей»" in out
     assert '<th scope="col">Наименование ОО</th>' in out and '<td class="num">12</td>' in out
-    assert '<th scope="col">School</th>' in report.html_table(df, "en")
+    assert '<th scope="col">School</th>' in html_table(df, "en")
 
 
 def test_html_table_never_cuts_a_long_list_it_collapses_it():
     """The issue: lists stopped at 30 rows ("… и ещё 320"). Every row is now in the page."""
-    out = report.html_table(pd.DataFrame({"x": range(12)}), "ru", max_rows=10)
+    out = html_table(pd.DataFrame({"x": range(12)}), "ru", max_rows=10)
     assert out.count("<tr>") == 13 and "и ещё" not in out
     assert out.startswith("<details><summary>Показать все строки (12)</summary>")
-    assert "<details>" not in report.html_table(pd.DataFrame({"x": range(10)}), "ru", max_rows=10)
+    assert "<details>" not in html_table(pd.DataFrame({"x": range(10)}), "ru", max_rows=10)
 
 
 def test_html_table_groups_rows_by_municipality_for_the_filter():
     df = pd.DataFrame({"school_name": ["Б", "А", "В"], "municipality": ["Юг", "Север", "Юг"]})
-    out = report.html_table(df, "ru", group="municipality")
+    out = html_table(df, "ru", group="municipality")
     assert out.count("<tbody") == 2 and '<tbody data-mun="Север">' in out
     assert out.index("Север (1)") < out.index("Юг (2)") < out.index(">Б<") < out.index(">В<")
     assert "<th scope=\"col\">МО</th>" not in out  # the group header names it
@@ -41,13 +42,13 @@ def test_html_table_groups_rows_by_municipality_for_the_filter():
 def test_text_columns_left_numbers_right_aligned():
     df = pd.DataFrame({"school_name": ["Школа 1"], "effect_ci": ["+0.12 [+0.01; +0.20]"],
                        "share": ["12.5%"], "n": ["<10"]})
-    out = report.html_table(df, "ru")
+    out = html_table(df, "ru")
     assert '<td>Школа 1</td>' in out and '<td class="num">12.5%</td>' in out
     assert '<td class="num">&lt;10</td>' in out
 
 
 def test_suppress_hides_values_from_fewer_than_min_n():
-    out = report.suppress(pd.Series([0.5, 0.25]), pd.Series([9, 10]), 10, "ru")
+    out = suppress(pd.Series([0.5, 0.25]), pd.Series([9, 10]), 10, "ru")
     assert out.tolist() == ["н/д (n<10)", "25.0%"]
 
 

@@ -1,4 +1,5 @@
-"""The report's section "family social status and results" (analysis.publish.ses_report)."""
+"""The report's section "family social status and results" (analysis.publish.ses_report,
+ses_estimates, ses_figures)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from matplotlib.collections import LineCollection, PathCollection, PolyCollectio
 from matplotlib.figure import Figure
 
 from analysis.i18n import LANGS, catalogue
+from analysis.publish import ses_estimates as se
+from analysis.publish import ses_figures as sf
 from analysis.publish import ses_report as sr
 
 YEAR = 2024
@@ -288,7 +291,7 @@ def test_boundary_variance_is_said_in_words_not_numbers():
         assert ("оценка на границе" in out) if lang == "ru" else ("at the boundary" in out)
         assert "0.0%" not in out and "100%" not in out  # no ICC, no explained share from it
         assert "<td>0</td>" not in out
-    fig = sr.fig_caterpillar(est, "ru")
+    fig = sf.fig_caterpillar(est, "ru")
     assert "границе" in fig.axes[0].get_title()
     plt.close(fig)
 
@@ -334,19 +337,19 @@ def test_na_rows_everywhere_never_print_nan(points):
 
 
 def test_unknown_reason_code_is_shown_as_given():
-    assert sr.na_text("ru", "weird_code") == "н/д (weird_code)"
-    assert sr.fmt(float("nan"), ".2f", "en", "too_few_schools") == "n/a (too few schools)"
-    assert sr.fmt(-0.0001, "+.2f") == "0.00"
+    assert se.na_text("ru", "weird_code") == "н/д (weird_code)"
+    assert se.fmt(float("nan"), ".2f", "en", "too_few_schools") == "n/a (too few schools)"
+    assert se.fmt(-0.0001, "+.2f") == "0.00"
 
 
 def test_labels_of_outcomes_and_subsets():
-    assert sr.outcome_label("VPR/math/5", "ru") == "ВПР · математика · 5 класс"
-    assert sr.outcome_label("OGE/rus/9", "en") == "OGE · Russian · grade 9"
-    assert sr.outcome_label("LANG/xx/7", "en") == "LANG · xx · grade 7"
-    assert sr.subset_label("school_type=lyceum", "ru") == "Вид ОО: лицей"
-    assert sr.subset_label("cluster=3", "en") == "Cluster: 3"
-    assert sr.subset_label("district=north", "en") == "district: north"
-    assert sr.subset_label("settlement_type=city;school_type=lyceum", "en") == (
+    assert se.outcome_label("VPR/math/5", "ru") == "ВПР · математика · 5 класс"
+    assert se.outcome_label("OGE/rus/9", "en") == "OGE · Russian · grade 9"
+    assert se.outcome_label("LANG/xx/7", "en") == "LANG · xx · grade 7"
+    assert se.subset_label("school_type=lyceum", "ru") == "Вид ОО: лицей"
+    assert se.subset_label("cluster=3", "en") == "Cluster: 3"
+    assert se.subset_label("district=north", "en") == "district: north"
+    assert se.subset_label("settlement_type=city;school_type=lyceum", "en") == (
         "Settlement: city, Type: lyceum")
     assert sr._coef_label("coef:C(settlement_type)[T.village]", "ru") == "Местность: село"
     assert sr._coef_label("coef:Intercept", "en") == "Intercept"
@@ -399,7 +402,7 @@ def save(fig: Figure, tmp_path: Path, name: str) -> None:
 
 def test_fig_gradient(points, curve, tmp_path):
     for lang in LANGS:
-        fig = sr.fig_gradient(points, curve, (-1.87, 1.93), [-0.6, 0.0, 0.7], lang)
+        fig = sf.fig_gradient(points, curve, (-1.87, 1.93), [-0.6, 0.0, 0.7], lang)
         assert len(fig.axes) == 1
         ax = fig.axes[0]
         assert sum(isinstance(c, PathCollection) for c in ax.collections) == 1  # schools
@@ -411,24 +414,24 @@ def test_fig_gradient(points, curve, tmp_path):
         labels = ax.get_legend_handles_labels()[1]
         assert ("fit linear beyond" in labels) if lang == "en" else len(labels) == 4
         save(fig, tmp_path, f"gradient_{lang}")
-    fig = sr.fig_gradient(points, None, (None, float("nan")), None, "ru")
+    fig = sf.fig_gradient(points, None, (None, float("nan")), None, "ru")
     save(fig, tmp_path, "gradient_bare")
 
 
 def test_fig_variance(estimates, tmp_path):
-    fig = sr.fig_variance(estimates, "ru")
+    fig = sf.fig_variance(estimates, "ru")
     assert len(fig.axes) == 1
     assert len(fig.axes[0].patches) == 4  # 2 models x 2 components
     assert any("ICC = 20.0%" in x.get_text() for x in fig.axes[0].texts)
     save(fig, tmp_path, "variance")
-    fig = sr.fig_variance(table([*base_rows(), *student_rows()]), "en")
+    fig = sf.fig_variance(table([*base_rows(), *student_rows()]), "en")
     assert len(fig.axes) == 2
     save(fig, tmp_path, "variance_students")
-    save(sr.fig_variance(table([]), "ru"), tmp_path, "variance_empty")
+    save(sf.fig_variance(table([]), "ru"), tmp_path, "variance_empty")
 
 
 def test_fig_caterpillar_small_and_large(estimates, tmp_path):
-    fig = sr.fig_caterpillar(estimates, "ru")
+    fig = sf.fig_caterpillar(estimates, "ru")
     ax = fig.axes[0]
     assert len(ax.get_yticklabels()) == 5
     assert r"\$x\$ район" in [x.get_text() for x in ax.get_yticklabels()]
@@ -439,19 +442,19 @@ def test_fig_caterpillar_small_and_large(estimates, tmp_path):
     rng = np.random.default_rng(1)
     rows = [row("multilevel", f"МО {i}", float(rng.normal(0, 0.05)), 0.02,
                 level="municipality", n=5) for i in range(400)]
-    fig = sr.fig_caterpillar(table(rows), "en")
+    fig = sf.fig_caterpillar(table(rows), "en")
     assert fig.axes[0].get_yticklabels() == [] or not any(
         x.get_text() for x in fig.axes[0].get_yticklabels())
     save(fig, tmp_path, "caterpillar_400")
-    fig = sr.fig_caterpillar(table(rows), "ru", top=30)
+    fig = sf.fig_caterpillar(table(rows), "ru", top=30)
     assert len(fig.axes[0].get_yticklabels()) == 30
     save(fig, tmp_path, "caterpillar_top")
-    save(sr.fig_caterpillar(table([]), "ru"), tmp_path, "caterpillar_empty")
+    save(sf.fig_caterpillar(table([]), "ru"), tmp_path, "caterpillar_empty")
 
 
 def test_fig_small_multiples(component_points, estimates, tmp_path):
     for lang in LANGS:
-        fig = sr.fig_small_multiples(component_points, estimates, lang)
+        fig = sf.fig_small_multiples(component_points, estimates, lang)
         assert len(fig.axes) == 3  # one panel per outcome, the unused cells removed
         titles = [ax.get_title() for ax in fig.axes]
         assert titles[0].startswith("ВПР · математика · 5 класс" if lang == "ru" else
@@ -461,8 +464,14 @@ def test_fig_small_multiples(component_points, estimates, tmp_path):
         assert ("н/д (мало школ)" if lang == "ru" else "n/a (too few schools)") in titles[2]
         assert [len(ax.lines) for ax in fig.axes] == [1, 1, 0]
         save(fig, tmp_path, f"small_{lang}")
-    save(sr.fig_small_multiples(component_points.iloc[:0], estimates, "ru"), tmp_path,
+    save(sf.fig_small_multiples(component_points.iloc[:0], estimates, "ru"), tmp_path,
          "small_empty")
+
+
+def test_the_report_notebook_finds_the_figures_in_ses_report():
+    """notebooks/05_report.ipynb draws section 4's figures as ``sr.fig_*``."""
+    for name in ("fig_gradient", "fig_small_multiples", "fig_variance", "fig_caterpillar"):
+        assert getattr(sr, name) is getattr(sf, name)
 
 
 def test_catalogue_block_is_complete():

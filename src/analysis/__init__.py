@@ -17,8 +17,10 @@ another stage's module.
 - :mod:`analysis.flags` -- stage 04 (:mod:`.stage`): resilient schools, ШНОР, ШНСУ,
   objectivity, typology;
 - :mod:`analysis.publish` -- stage 05 (:mod:`.stage`, the report's data :mod:`.data`):
-  report sections (:mod:`.report`), report folders published whole (:mod:`.folders`), what
-  a report was built from (:mod:`.provenance`);
+  report sections (:mod:`.report`, :mod:`.context_report`, :mod:`.ses_report`,
+  :mod:`.flags_report`) built from shared HTML pieces (:mod:`.html`), municipal pages and
+  downloads (:mod:`.site`), report folders published whole (:mod:`.folders`), what a report
+  was built from (:mod:`.provenance`);
 - :mod:`analysis.pipeline` -- orchestration only: the five stages in order
   (:mod:`.flow`), the notebook runner (:mod:`.nbrun`), ``make report DATA=…``
   (:mod:`.run`), pre-run checks (:mod:`.preflight`), each stage's DVC deps from its

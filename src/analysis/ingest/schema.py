@@ -36,7 +36,7 @@ SCHOOLS_OPTIONAL: Final = tuple(SOCIAL_INDICATORS) + RESOURCE_INDICATORS
 SCHOOLS_COLUMNS: Final = SCHOOLS_REQUIRED + SCHOOLS_OPTIONAL
 #: Beyond the contract: the region (субъект РФ) of a school in a national file.  Without it
 #: the data are one region; with it a national report summarises by region what a regional
-#: report lists by municipality (:mod:`analysis.publish.regions`).
+#: report lists by municipality (:func:`analysis.publish.html.listing`).
 SCHOOLS_EXTRA: Final = ("region",)
 
 SETTLEMENT_TYPES: Final = ("city", "town", "village")

@@ -1,7 +1,7 @@
 """The report's context sections: the two indices, quality groups, clusters, similar schools.
 
 Each ``section_*`` function returns escaped HTML (strings from the data go through
-:func:`analysis.publish.report.html_table` or :func:`html.escape`); each ``fig_*`` returns a
+:func:`analysis.publish.html.html_table` or :func:`html.escape`); each ``fig_*`` returns a
 matplotlib figure the notebook displays.  Inputs are the stage 02 outputs in
 :class:`analysis.publish.data.ReportData` (``context`` is ``context.json``).
 """
@@ -9,28 +9,27 @@ matplotlib figure the notebook displays.  Inputs are the stage 02 outputs in
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from analysis.publish.figures import ROLE
-from analysis.publish.typeset import number
 from analysis.i18n import label, t
-from analysis.publish.report import (
+from analysis.publish.figures import ROLE
+from analysis.publish.html import (
     col_label,
     fmt_num,
     fmt_pct,
     heading,
     html_table,
-    index_warnings,
     label_categories,
     listing,
     para,
     stat,
 )
+from analysis.publish.typeset import number
 
 #: Similar schools shown in the report: those below this percentile among their twins.
 LOW_PERCENTILE = 20.0
@@ -147,6 +146,15 @@ def cluster_table(d, lang: str, min_n: int) -> pd.DataFrame:
     out = out.reset_index()
     return label_categories(out.rename(columns={"main_type": "school_type"}), lang).rename(
         columns={"school_type": "main_type"})
+
+
+def index_warnings(records: Sequence[Mapping[str, Any]], lang: str = "ru") -> str:
+    """A note listing the indicators left out of the index (no variance or no values)."""
+    if not records:
+        return ""
+    items = "; ".join(t("report.index_dropped_item", lang, indicator=r["indicator"],
+                        year=r["year"], reason=t(f"na.{r['reason']}", lang)) for r in records)
+    return para("report.index_dropped", lang, items=items)
 
 
 def section_clusters(d, lang: str, min_n: int) -> str:
@@ -285,4 +293,3 @@ def metrics(ctx: Mapping[str, Any]) -> dict[str, Any]:
                      "stability_ari": c.get("stability_ari"), "sizes": c["sizes"]},
         "similar": {"k": ctx["similar"]["k"], "n_ranked": ctx["similar"]["n_ranked"]},
     }
-

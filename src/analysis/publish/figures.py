@@ -18,11 +18,14 @@ import html
 import io
 
 import matplotlib
+from cycler import cycler
+from PIL import Image
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
 
 from analysis.publish.typeset import number, typeset_text  # noqa: E402
 
@@ -43,8 +46,6 @@ COLOURS = 32
 
 def use_style() -> None:
     """Apply the reports' figure style to matplotlib (idempotent)."""
-    from cycler import cycler
-
     plt.rcParams.update({
         "figure.dpi": DPI, "savefig.dpi": DPI, "font.size": 10, "axes.titlesize": 11,
         "axes.labelsize": 10, "legend.fontsize": 9, "xtick.labelsize": 9,
@@ -62,8 +63,6 @@ def localise_ticks(fig: Figure, lang: str) -> None:
     """Numbers in the figure by the reader's conventions (``0,25``, ``−1``): tick labels of
     every axis that uses matplotlib's default number formatter, and every text already
     placed (annotations, legends, titles)."""
-    from matplotlib.text import Text
-
     for text in fig.findobj(Text):
         if text.get_text():
             text.set_text(typeset_text(text.get_text(), lang))
@@ -81,8 +80,6 @@ def localise_ticks(fig: Figure, lang: str) -> None:
 def png_bytes(fig: Figure) -> bytes:
     """The figure as a palette PNG without metadata (no software version, no date): small,
     stable bytes."""
-    from PIL import Image
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     buf.seek(0)

@@ -1,14 +1,15 @@
-"""The report's sections 5 (lists of schools) and 6 (typological groups), and the
-"why this school" cards.
+"""The report's sections 5 (lists of schools) and 6 (typological groups).
 
 Inputs are the stage 04 outputs in :class:`analysis.publish.data.ReportData` (``flags``,
 ``cards``, ``shnor_details``, ``objectivity``, ``objectivity_evidence``, ``changes``,
 ``similar_peers``, ``flags_summary``) and ``params.yaml``'s ``flags`` section (the report
-notebook's ``flags_*`` parameters, ``analysis.config.section(params, "flags")``).
+notebook's ``flags_*`` parameters, ``analysis.config.section(params, "flags")``).  A school
+is put into words by :mod:`analysis.publish.flag_text`; section 5.7 shows the "why this
+school" cards of :mod:`analysis.publish.flag_cards`.
 
 What every function here keeps to:
 
-- every string from the data is escaped (:func:`~analysis.publish.report.html_table` or
+- every string from the data is escaped (:func:`~analysis.publish.html.html_table` or
   :func:`html.escape`); every text comes from ``labels.yaml``;
 - nothing computed from fewer than ``min_n`` participants is shown: a low ШНОР procedure
   with fewer participants is counted, never named, and its share is not shown; a card's
@@ -28,58 +29,42 @@ import pandas as pd
 
 from analysis.flags.rules import TYPOLOGY
 from analysis.i18n import label, t
-from analysis.ingest.schema import PROCEDURES, SETTLEMENT_TYPES
-from analysis.publish.report import heading, html_table, listing, para, regions_of, stat
+from analysis.ingest.schema import SETTLEMENT_TYPES
+from analysis.publish.flag_cards import CARD_LISTS, flagged, school_cards
+from analysis.publish.flag_text import (
+    SCREENS,
+    _blank_na,
+    _criteria,
+    _factor_label,
+    _students_context,
+    context_of,
+    effect_ci,
+    flag_params,
+    fmt_values,
+    labels_of,
+    outcomes_of,
+    prob_text,
+    risk_reasons,
+    school_names,
+    shnor_procedures,
+    student_status,
+)
+from analysis.publish.html import heading, html_table, listing, para, regions_of, stat
 
-#: Lists whose schools get a "why this school" card, in the order of the card's title.
-CARD_LISTS = ("resilient", "needs_review", "shnor", "shnsu", "risk_zone", "objectivity_flag")
 #: Lists compared with last year (analysis.flags.stage.LISTS).
 CHANGE_LISTS = ("resilient", "shnor", "shnsu", "risk_zone")
 #: Robustness specifications (analysis.flags.stage.SPECS), the fallback order.
 SPECS = ("default", "context_measure", "multilevel", "terms", "context_cut", "interval_99")
-#: Objectivity screens (analysis.flags.objectivity.SCREENS).
-SCREENS = ("vpr_oge", "top_marks", "heaping")
+
 #: Performance columns of the typology matrix, and the column of each typological group.
 PERF = ("above", "expected", "below", "na")
 PERF_OF = {"resilient": "above", "needs_review": "above", "above_unconfirmed": "above",
            "favourable": "above", "expected": "expected", "unfavourable": "below",
            "unrealised": "below", "na": "na"}
 CONTEXTS = ("low", "favourable", "na")
-#: Similar schools named on a card.
-MAX_PEERS = 5
 
 
 # --- parameters and formatting ---------------------------------------------------------------
-
-def flag_params(d, flags: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``params.yaml``'s ``flags`` section for the texts, completed from what stage 04
-    recorded in ``flags.json`` (``z``, ``n_years``, ``multilevel``, ``year_weights``, the
-    cuts).  A key that is still unknown leaves out the sentence that needs it."""
-    p = dict(flags or {})
-    s = d.flags_summary or {}
-    spec = s.get("spec") or {}
-    for key, value in (("z", spec.get("z")), ("n_years", spec.get("n_years")),
-                       ("multilevel", spec.get("multilevel")),
-                       ("year_weights", spec.get("weights"))):
-        if p.get(key) is None and value is not None:
-            p[key] = value
-    p["_low_context_cut"] = s.get("low_context_cut")
-    p["_shnsu_cut"] = s.get("shnsu_cut")
-    p["_shnsu_reference_year"] = s.get("shnsu_reference_year") or p.get("shnsu_reference_year")
-    p["_terms"] = spec.get("terms")
-    if s.get("min_years") is not None:  # stage 04 lowers it in a region with fewer years
-        p["_min_years"] = s["min_years"]
-    else:
-        p["_min_years"] = p.get("min_years")
-    p["_context"] = s.get("context")  # schools by context source: {"index": n, "students": m}
-    return p
-
-
-def context_col(f: pd.DataFrame) -> str:
-    """The column of the context measure the flags used: ``context_index`` (stage 04 with
-    the students' status) or ``social_index``."""
-    return "context_index" if "context_index" in f else "social_index"
-
 
 def context_text(p: Mapping[str, Any], lang: str) -> str:
     """What "context" means in this run: the students' mean status (where the students table
@@ -98,11 +83,6 @@ def _opt(key: str, lang: str, **fmt: Any) -> str:
     if any(v is None for v in fmt.values()):
         return ""
     return t(key, lang, **fmt)
-
-
-def _blank_na(s: pd.Series) -> pd.Series:
-    """``s`` with empty strings as missing values."""
-    return s.astype(object).mask(s.fillna("").astype(str).eq(""))
 
 
 def short(value: Any) -> str | None:
@@ -125,82 +105,13 @@ def level_text(z: float | None) -> str | None:
     return None if z is None else f"{math.erf(float(z) / math.sqrt(2.0)):.0%}"
 
 
-def fmt_values(values: Any, spec: str, na_text: str = "") -> pd.Series:
-    """Format numbers with ``spec`` (``"+.2f"``, ``".1%"``) without a Python loop; a missing
-    value becomes ``na_text``, never "nan"; "-0.00" becomes "0.00"."""
-    x = pd.to_numeric(pd.Series(values), errors="coerce").astype("float64")
-    arr = x.to_numpy()
-    ok = np.isfinite(arr)
-    pct = spec.endswith("%")
-    core = spec[:-1] + "f" if pct else spec
-    text = np.char.mod("%" + core, np.where(ok, arr * (100.0 if pct else 1.0), 0.0))
-    out = pd.Series(text, index=x.index, dtype=object).str.replace(r"^-(?=[^1-9]*$)", "",
-                                                                    regex=True)
-    if pct:
-        out = out + "%"
-    return out.where(ok, na_text)
-
-
-def labels_of(values: pd.Series, kind: str, lang: str, empty: str = "") -> pd.Series:
-    """Catalogue labels of category codes (one look-up per distinct code)."""
-    codes = values.astype(object).where(values.notna(), None)
-    known = {v: label(kind, v, lang) for v in pd.unique(codes.dropna())}
-    out = codes.map(known).astype(object)
-    return out.where(out.notna(), empty)
-
-
-def effect_ci(f: pd.DataFrame, lang: str, *, digits: int = 2) -> pd.Series:
-    """"+0.12 [+0.07; +0.17]" per school, or «н/д (reason)»."""
-    spec = f"+.{digits}f"
-    est, lo, hi = (fmt_values(f[c], spec) for c in ("effect", "effect_low", "effect_high"))
-    text = est + " [" + lo + "; " + hi + "]"
-    reason = f["effect_reason"] if "effect_reason" in f else pd.Series("", index=f.index)
-    reason = reason.fillna("").astype(str)
-    mark = t("value.na", lang)
-    why = {r: f"{mark} ({label('reason', r, lang)})" if r else mark for r in reason.unique()}
-    return text.where(f["effect"].notna().to_numpy(), reason.map(why))
-
-
-def prob_text(p: pd.Series, lang: str) -> pd.Series:
-    """A probability as a whole percentage, "> 99%" / "< 1%" at the ends."""
-    x = pd.to_numeric(p, errors="coerce").astype("float64")
-    out = fmt_values(x, ".0%", t("value.na", lang))
-    out = out.mask(x >= 0.995, t("flags.p_high", lang))
-    return out.mask(x < 0.005, t("flags.p_low", lang))
-
-
 def _count_share(n: pd.Series, total: pd.Series, lang: str) -> pd.Series:
     share = fmt_values(n / total.where(total > 0), ".1%", "")
     return (n.astype("int64").astype(str) + " (" + share + ")").where(total > 0, n.astype(
         "int64").astype(str))
 
 
-def outcomes_of(d) -> list[str]:
-    """The outcomes (procedures) of the cards: ВПР, ОГЭ, ЕГЭ first, then any other code."""
-    have = set(d.cards["outcome"].dropna()) if len(d.cards) else set()
-    return [o for o in PROCEDURES if o in have] + sorted(have - set(PROCEDURES))
-
-
-def school_names(d) -> pd.DataFrame:
-    """``school_id`` -> the latest ``school_name`` and ``municipality`` over all years (a
-    school that left the data keeps a name)."""
-    s = d.schools.sort_values(["school_id", "year"], kind="stable")
-    return s.drop_duplicates("school_id", keep="last").set_index("school_id")[
-        ["school_name", "municipality"]]
-
-
 # --- 5.1 resilient ---------------------------------------------------------------------------
-
-def student_status(f: pd.DataFrame, lang: str, min_n: int) -> pd.Series:
-    """The students' mean status where it was the context measure, «н/д» where fewer than
-    ``min_n`` students stand behind it (it is student data), "" where the index was used."""
-    na_small = f"{t('value.na', lang)} ({t('na.few_students', lang, min_n=min_n)})"
-    value = fmt_values(f["context_index"], "+.2f", t("value.na", lang))
-    n = pd.to_numeric(f.get("context_n", pd.Series(pd.NA, index=f.index)), errors="coerce")
-    small = n.isna() | (n < min_n)
-    return pd.Series(np.where(f["context_source"].ne("students"), "",
-                              np.where(small, na_small, value)), index=f.index, dtype=object)
-
 
 def resilient_table(f: pd.DataFrame, lang: str, min_n: int) -> pd.DataFrame:
     """One row per school of ``f``: school, municipality, type, social index, effect with its
@@ -218,10 +129,6 @@ def resilient_table(f: pd.DataFrame, lang: str, min_n: int) -> pd.DataFrame:
         "years_above_list": f["years_above_list"].fillna("").astype(object),
         "specs": pd.Series(specs, index=f.index, dtype=object),
     })
-
-
-def _students_context(f: pd.DataFrame) -> bool:
-    return "context_source" in f and bool(f["context_source"].eq("students").any())
 
 
 def settlement_table(f: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -253,13 +160,6 @@ def _factors_text(d, lang: str) -> str:
     terms = d.flags_summary.get("spec", {}).get("terms") if d.flags_summary else None
     parts = ["social_index", *(terms or [])]
     return ", ".join(_factor_label(c, lang) for c in parts)
-
-
-def _factor_label(col: str, lang: str) -> str:
-    try:
-        return t(f"factor.{col}", lang)
-    except KeyError:
-        return str(col)
 
 
 def _weights_text(w: Any, lang: str) -> str | None:
@@ -328,51 +228,6 @@ def section_resilient(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n: 
 
 
 # --- 5.2 ШНОР --------------------------------------------------------------------------------
-
-def shnor_procedures(d, lang: str, min_n: int) -> pd.Series:
-    """Per ШНОР school (index ``school_id``): its low procedures of both years with at
-    least ``min_n`` participants, named with their share, then the number of the others
-    («ещё процедур с числом участников меньше {min_n}: N»): a small procedure is never
-    named and its share never shown."""
-    ids = d.flags.loc[d.flags["shnor"], "school_id"]
-    det = d.shnor_details
-    if "low" in det:
-        det = det.loc[det["low"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
-    det = det.loc[det["school_id"].isin(ids)].sort_values(
-        ["school_id", "year", "procedure", "subject", "grade"], kind="stable")
-    n = pd.to_numeric(det["participants"], errors="coerce").fillna(0)
-    big = det.loc[n >= min_n]
-    template = t("flags.shnor_procedure", lang)
-    texts = [template.format(procedure=a, grade=g, subject=s, year=y, share=sh, n=k)
-             for a, g, s, y, sh, k in zip(
-                 labels_of(big["procedure"], "procedure", lang),
-                 big["grade"].astype("string").fillna(""),
-                 labels_of(big["subject"], "subject", lang),
-                 big["year"].astype("string").fillna(""),
-                 fmt_values(big["share_low"], ".0%", t("value.na", lang)),
-                 big["participants"].astype("Int64").astype("string"))]
-    named = pd.Series(texts, index=big.index, dtype=object).groupby(
-        big["school_id"].to_numpy()).agg("; ".join)
-    small = (n < min_n).groupby(det["school_id"].to_numpy()).sum()
-    out = []
-    for sid in ids:
-        text, k = named.get(sid, ""), int(small.get(sid, 0))
-        if k:
-            key = "flags.shnor_small_more" if text else "flags.shnor_small_only"
-            text = "; ".join(x for x in (text, t(key, lang, min_n=min_n, n=k)) if x)
-        out.append(text)
-    return pd.Series(out, index=pd.Index(ids.to_numpy(), name="school_id"), dtype=object)
-
-
-def _criteria(f: pd.DataFrame, year: int, lang: str) -> pd.Series:
-    c1 = f["n_low_year"] >= 2
-    c2 = (f["n_low_year"] >= 1) & (f["n_low_prev"] >= 1)
-    t1 = t("value.criterion_1", lang, year=year)
-    t2 = t("value.criterion_2", lang, year=year, prev=year - 1)
-    both = pd.Series(np.where(c1 & c2, t1 + "; " + t2, np.where(c1, t1, np.where(c2, t2, ""))),
-                     index=f.index, dtype=object)
-    return both
-
 
 def shnor_table(d, lang: str, min_n: int) -> pd.DataFrame:
     """One row per ШНОР school: criteria met, numbers of low procedures, the probabilistic
@@ -446,20 +301,6 @@ def section_shnsu(d, lang: str, p: Mapping[str, Any], *, top_n: int) -> str:
     })
     return "\n".join([heading("report.list_shnsu", lang, 3), _p(rule), _p(count),
                       listing(table, lang, d, max_rows=top_n)])
-
-
-def risk_reasons(f: pd.DataFrame, lang: str, *, trend: bool = True) -> pd.Series:
-    """Why each school is in the risk zone (decline, with its trend per year, and/or low
-    context and below expected)."""
-    slope = fmt_values(f["trend"], "+.3f", t("value.na", lang))
-    decl = (t("flags.risk_declining", lang, trend="\0") if trend
-            else t("criterion.declining", lang))
-    a = pd.Series(np.where(f["declining"], [decl.replace("\0", x) for x in slope], ""),
-                  index=f.index, dtype=object)
-    b = pd.Series(np.where(f["risk_low_below"], t("flags.risk_low_below", lang), ""),
-                  index=f.index, dtype=object)
-    both = a.str.cat(b, sep="; ")
-    return both.str.strip("; ")
 
 
 def section_risk(d, lang: str, p: Mapping[str, Any], *, top_n: int) -> str:
@@ -654,181 +495,6 @@ def section_lists(d, lang: str, flags: Mapping[str, Any] | None = None, *, min_n
 
 # --- 5.7 cards -------------------------------------------------------------------------------
 
-def flagged(f: pd.DataFrame) -> pd.Series:
-    """Schools on any list of :data:`CARD_LISTS`."""
-    return f[[c for c in CARD_LISTS if c in f]].astype(bool).any(axis=1)
-
-
-def lists_text(f: pd.DataFrame, lang: str) -> pd.Series:
-    """The lists each school is on, as catalogue labels joined by ", "."""
-    out = pd.Series("", index=f.index, dtype=object)
-    for c in CARD_LISTS:
-        if c in f:
-            out = out + np.where(f[c].astype(bool), label("list", c, lang) + ", ", "")
-    return out.str.rstrip(", ")
-
-
-def _outcome_lines(d, f: pd.DataFrame, lang: str, min_n: int) -> pd.Series:
-    """Per school of ``f`` (index school_id): one line per outcome, the expected result
-    factor by factor and the actual one, or «н/д» when fewer than ``min_n`` took part."""
-    cards = d.cards
-    outcomes = outcomes_of(d)
-    if not outcomes:
-        return pd.Series("", index=pd.Index(f["school_id"]), dtype=object)
-    grid = pd.MultiIndex.from_product([f["school_id"].to_numpy(), outcomes],
-                                      names=["school_id", "outcome"]).to_frame(index=False)
-    c = grid.merge(cards, on=["school_id", "outcome"], how="left")
-    fixed = {"school_id", "outcome", "value", "n", "fitted", "region"}
-    factors = [x for x in cards.columns if x not in fixed]
-    factors = [x for x in factors if x != "municipality"] + (
-        ["municipality"] if "municipality" in factors
-        and pd.to_numeric(cards["municipality"], errors="coerce").abs().max() > 1e-6 else [])
-    na_t = t("value.na", lang)
-    parts = fmt_values(c["region"], ".2f", na_t) + " (" + t("factor.region", lang) + ")"
-    for x in factors:
-        v = pd.to_numeric(c[x], errors="coerce").astype("float64")
-        sign = pd.Series(np.where(v < 0, " − ", " + "), index=c.index, dtype=object)
-        parts = parts + sign + fmt_values(v.abs(), ".2f", na_t) + " (" + _factor_label(
-            x, lang) + ")"
-    ok = pd.to_numeric(c["n"], errors="coerce").fillna(0).ge(min_n).to_numpy()
-    outcome = labels_of(c["outcome"], "procedure", lang)
-    full = t("flags.card_expected", lang, outcome="\1", fitted="\2", parts="\3", value="\4",
-             n="\5")
-    fitted = fmt_values(c["fitted"], ".2f", na_t)
-    value = fmt_values(c["value"], ".2f", na_t)
-    n = c["n"].astype("Int64").astype("string").fillna("")
-    lines = [full.replace("\1", o).replace("\2", fi).replace("\3", pa).replace("\4", va)
-             .replace("\5", k) if good else
-             t("flags.card_outcome_na", lang, outcome=o, min_n=min_n)
-             for o, fi, pa, va, k, good in zip(outcome, fitted, parts, value, n, ok)]
-    return pd.Series(lines, index=c.index, dtype=object).groupby(
-        c["school_id"].to_numpy(), sort=False).agg("\n".join)
-
-
-def _objectivity_lines(d, f: pd.DataFrame, lang: str) -> pd.Series:
-    """Per school: the screens that fired, or those assessed, or why none was."""
-    obj = d.objectivity if "school_id" in d.objectivity else pd.DataFrame(
-        {"school_id": pd.Series(dtype="string")})
-    obj = obj.set_index("school_id").reindex(f["school_id"])
-    fired, assessed, why = ([""] * len(obj) for _ in range(3))
-    fired = pd.Series(fired, index=obj.index, dtype=object)
-    assessed = pd.Series(assessed, index=obj.index, dtype=object)
-    why = pd.Series(why, index=obj.index, dtype=object)
-    for s in SCREENS:
-        if s not in obj:
-            continue
-        v = obj[s].astype("boolean")
-        name = label("screen", s, lang)
-        fired = fired + np.where(v.fillna(False).to_numpy(dtype=bool), name + "; ", "")
-        assessed = assessed + np.where(v.notna().to_numpy(), name + "; ", "")
-        r = obj.get(f"{s}_reason", pd.Series("", index=obj.index)).fillna("").astype(str)
-        reason = labels_of(_blank_na(r), "reason", lang)
-        why = why + np.where(v.isna().to_numpy() & r.ne("").to_numpy(),
-                             name + ": " + reason + "; ", "")
-    fired, assessed, why = (x.str.rstrip("; ") for x in (fired, assessed, why))
-    out = [t("flags.card_objectivity_flag", lang, screens=a) if a else
-           t("flags.card_objectivity_ok", lang, screens=b) if b else
-           t("flags.card_objectivity_na", lang, reasons=c or t("value.na", lang))
-           for a, b, c in zip(fired, assessed, why)]
-    return pd.Series(out, index=obj.index, dtype=object)
-
-
-def _peer_names(d, f: pd.DataFrame) -> pd.Series:
-    """Up to :data:`MAX_PEERS` similar schools of each school, by closeness."""
-    peers = d.similar_peers
-    if peers is None or peers.empty:
-        return pd.Series("", index=pd.Index(f["school_id"]), dtype=object)
-    names = school_names(d)["school_name"]
-    pr = peers.loc[peers["school_id"].isin(f["school_id"])].sort_values(
-        ["school_id", "order"], kind="stable")
-    pr = pr.groupby("school_id", sort=False).head(MAX_PEERS)
-    named = pr.assign(name=pr["peer_id"].map(names)).dropna(subset=["name"])
-    return named.groupby("school_id", sort=False)["name"].agg("; ".join).reindex(
-        f["school_id"]).fillna("")
-
-
-def card_lines(d, f: pd.DataFrame, lang: str, p: Mapping[str, Any], *,
-               min_n: int, compact: bool = False) -> pd.DataFrame:
-    """The lines of each school's card (plain text, one column per kind of line, "" where a
-    line does not apply), index ``school_id``.
-
-    ``compact`` (the regional report's cards) leaves out what the page shows elsewhere or
-    the municipal report has: the named ШНОР procedures (in the ШНОР table), the similar
-    schools, and the objectivity line of a school without a signal."""
-    f = f.set_index("school_id", drop=False)
-    na_t = t("value.na", lang)
-    ctx = context_of(f)
-    index = fmt_values(f["social_index"], "+.2f", na_t)
-    if _students_context(f):  # the students' status where it was the measure
-        status = student_status(f, lang, min_n)
-        extra = t("flags.card_students", lang, value="\0")
-        index = index + pd.Series(np.where(f["context_source"].eq("students"), [
-            extra.replace("\0", x) for x in status], ""), index=f.index, dtype=object)
-    context = [t("flags.card_context", lang, index=i, context=c, settlement=s, school_type=k)
-               for i, c, s, k in zip(index, labels_of(ctx, "context", lang),
-                                     labels_of(f["settlement_type"], "settlement_type", lang,
-                                               na_t),
-                                     labels_of(f["school_type"], "school_type", lang, na_t))]
-    effect = [t("flags.card_effect", lang, effect=e, direction=r, typology=g) for e, r, g in zip(
-        effect_ci(f, lang), labels_of(f["direction"], "direction", lang, na_t),
-        labels_of(f["typology"], "typology", lang, na_t))]
-    years = [("" if n <= 0 else t("flags.card_years", lang, years=y, assessed=n) if y else
-              t("flags.card_years_none", lang, assessed=n))
-             for y, n in zip(f["years_above_list"].fillna(""), f["years_assessed"])]
-    show_specs = f["resilient"] | f["needs_review"] | (f["specs_held"] > 0)
-    failed = f["specs_failed"].fillna("").astype(str).str.split(r",\s*").explode()
-    failed = failed.loc[failed.ne("")]
-    failed_words = labels_of(failed, "spec", lang).groupby(level=0, sort=False).agg(
-        "; ".join).reindex(f.index).fillna("")
-    specs = [("" if not show else t("flags.card_specs_failed", lang, held=h, total=n,
-                                    failed=w) if w else
-              t("flags.card_specs", lang, held=h, total=n))
-             for show, h, n, w in zip(show_specs, f["specs_held"], f["specs_total"],
-                                      failed_words)]
-    procs = shnor_procedures(d, lang, min_n)
-    key = "flags.card_shnor_compact" if compact else "flags.card_shnor"
-    shnor = [("" if not on else t(key, lang, criteria=c, label=lb, p=pr,
-                                  procedures=pc or na_t))
-             for on, c, lb, pr, pc in zip(
-                 f["shnor"], _criteria(f, d.year, lang),
-                 labels_of(_blank_na(f["shnor_label"]), "shnor_label", lang, na_t),
-                 prob_text(f["p_rule"], lang), f["school_id"].map(procs).fillna(""))]
-    cut = p.get("_shnsu_cut")
-    shnsu = [("" if not on else t("flags.card_shnsu", lang, ref=p.get(
-        "_shnsu_reference_year") or na_t, value=v, cut=stat(cut, "+.2f", lang)))
-             for on, v in zip(f["shnsu"], fmt_values(f["anchored_index"], "+.2f", na_t))]
-    risk = [("" if not on else t("flags.card_risk", lang, reasons=r))
-            for on, r in zip(f["risk_zone"], risk_reasons(f, lang))]
-    peers = [("" if not x or compact else t("flags.card_peers", lang, names=x))
-             for x in _peer_names(d, f)]
-    return pd.DataFrame({
-        "context": context, "outcomes": _outcome_lines(d, f, lang, min_n).reindex(
-            f.index).fillna(""),
-        "effect": effect, "years": years, "specs": specs,
-        "objectivity": np.where(compact & ~f["objectivity_flag"].astype(bool).to_numpy(), "",
-                                _objectivity_lines(d, f, lang).to_numpy()),
-        "shnor": shnor, "shnsu": shnsu, "risk": risk, "peers": peers,
-    }, index=f.index)
-
-
-def school_cards(d, lang: str, flags: Mapping[str, Any] | None = None, *,
-                 min_n: int, compact: bool = False) -> pd.Series:
-    """One HTML card per school on any list (:data:`CARD_LISTS`), index ``school_id``:
-    ``<details><summary>name — lists</summary><ul>…</ul></details>``, every text escaped."""
-    p = flag_params(d, flags)
-    f = d.flags.loc[flagged(d.flags)]
-    lines = card_lines(d, f, lang, p, min_n=min_n, compact=compact)
-    title = f["school_name"].fillna(f["school_id"]).astype(str).to_numpy() + " — " + \
-        lists_text(f, lang).to_numpy()
-    cards = []
-    for head, row in zip(title, lines.itertuples(index=False)):
-        items = "".join(f"<li>{html.escape(x)}</li>" for cell in row
-                        for x in str(cell).split("\n") if x)
-        cards.append(f'<details class="sc-card"><summary>{html.escape(head)}</summary>'
-                     f"<ul>{items}</ul></details>")
-    return pd.Series(cards, index=lines.index, dtype=object)
-
-
 def section_cards(d, lang: str, flags: Mapping[str, Any] | None = None, *,
                   min_n: int, compact: bool = True) -> str:
     """5.7: every listed school's card, grouped by municipality (alphabetical), schools by
@@ -854,13 +520,6 @@ def section_cards(d, lang: str, flags: Mapping[str, Any] | None = None, *,
 
 
 # --- section 6 -------------------------------------------------------------------------------
-
-def context_of(f: pd.DataFrame) -> pd.Series:
-    """low / favourable / na (no context measure) per school."""
-    return pd.Series(np.select([f[context_col(f)].isna().to_numpy(),
-                                f["low_context"].to_numpy(dtype=bool)], ["na", "low"],
-                               "favourable"), index=f.index)
-
 
 def typology_matrix(f: pd.DataFrame) -> pd.DataFrame:
     """Counts of schools: context (rows :data:`CONTEXTS`; "na" only when some school has no
@@ -966,8 +625,8 @@ def methods_text(d, lang: str) -> str:
 
 
 __all__: Sequence[str] = (
-    "section_lists", "section_cards", "section_typology", "school_cards", "shnor_table",
-    "typology_matrix", "flag_metrics", "flag_params", "methods_text")
+    "section_lists", "section_cards", "section_typology", "shnor_table", "typology_matrix",
+    "flag_metrics", "methods_text")
 
 
 def shnsu_cut_on_index(d) -> float | None:

@@ -10,14 +10,14 @@ without the script: the filter only hides rows.
 
 Conventions the section functions follow (and :func:`finish` completes):
 
-- a heading ``<h2 id="...">`` (see :func:`analysis.publish.report.heading`); a heading
+- a heading ``<h2 id="...">`` (see :func:`analysis.publish.html.heading`); a heading
   without an id gets a sequential one;
 - a figure is ``<figure class="fig">`` with ``<figcaption><span class="fig-no"></span>
   caption</figcaption>`` (:func:`analysis.publish.figures.figure_html`);
 - a table is ``<table class="sc-table">``, inside ``<div class="tbl">`` (which scrolls
-  sideways on a phone instead of the page); its ``<caption>`` holds ``<span
-  class="tab-no"></span>``; a table without a caption is captioned with the heading it
-  stands under;
+  sideways on a phone instead of the page: :func:`analysis.publish.html.table_wrap`); its
+  ``<caption>`` holds ``<span class="tab-no"></span>``; a table without a caption is
+  captioned with the heading it stands under;
 - a row of a table with a municipality carries ``data-mun="<name>"``.
 
 Numbers are typeset last (:func:`analysis.publish.typeset.typeset_html`).
@@ -250,8 +250,3 @@ def document(body: str, *, title: str, lang: str = "ru", meta: Mapping[str, str]
         "</body>", "</html>",
     ]
     return typeset_html("\n".join(x for x in head if x), lang) + "\n"
-
-
-def table_wrap(table_html: str) -> str:
-    """``<div class="tbl">`` around a table: it scrolls sideways, the page does not."""
-    return f'<div class="tbl">{table_html}</div>'

@@ -30,12 +30,26 @@ from typing import Any
 
 import pandas as pd
 
+from analysis.config import section
 from analysis.i18n import label, t
 from analysis.outputs import OutputError, write_text
 from analysis.publish import downloads
+from analysis.publish import flag_cards as fc
+from analysis.publish import flag_text as ft
 from analysis.publish import flags_report as fr
 from analysis.publish import report as rp
-from analysis.publish.page import document
+from analysis.publish.figures import use_style
+from analysis.publish.html import (
+    col_label,
+    fmt_pct,
+    heading,
+    html_table,
+    label_categories,
+    para,
+    table_wrap,
+)
+from analysis.publish.page import document, header_html
+from analysis.publish.ses_figures import GradientCanvas
 
 #: Columns of the schools table (one row per school of the reporting year), in order.
 SCHOOL_COLUMNS = (
@@ -120,7 +134,7 @@ def shnor_procedures_table(d, min_n: int) -> pd.DataFrame:
     det = det.loc[det["school_id"].isin(ids)
                   & det["low"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
     big = det.loc[pd.to_numeric(det["participants"], errors="coerce").fillna(0) >= min_n]
-    names = fr.school_names(d)
+    names = ft.school_names(d)
     out = big.assign(school_name=big["school_id"].map(names["school_name"]),
                      municipality=big["school_id"].map(names["municipality"]))
     return out[["school_id", "school_name", "municipality", "year", "procedure", "subject",
@@ -143,7 +157,7 @@ def tables(d, params: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
         "schools": schools_table(d, min_n, params.get("lang", "ru")),
         "shnor_procedures": shnor_procedures_table(d, min_n),
         "typology_by_municipality": typology_by_municipality(d),
-        "changes": d.changes.merge(fr.school_names(d).reset_index(), on="school_id",
+        "changes": d.changes.merge(ft.school_names(d).reset_index(), on="school_id",
                                    how="left").reindex(columns=[
                                        "school_id", "school_name", "municipality", "list",
                                        "change", "changed"]),
@@ -165,13 +179,13 @@ def workbook_sheets(tabs: Mapping[str, pd.DataFrame], lang: str
     fields = []
     for code, df in tabs.items():
         name = t(f"download.{code}", lang)
-        shown = rp.label_categories(df, lang)
+        shown = label_categories(df, lang)
         for kind in ("direction", "shnor_label", "list", "change"):  # codes -> words
             if kind in shown:
                 shown[kind] = shown[kind].map(
                     lambda v, k=kind: label(k, v, lang) if isinstance(v, str) and v else "")
         titles = {c: label("typology", c, lang) if code == "typology_by_municipality"
-                  and c != "municipality" else rp.col_label(c, lang) for c in shown.columns}
+                  and c != "municipality" else col_label(c, lang) for c in shown.columns}
         sheets[name] = shown.rename(columns=titles)
         formats[name] = {titles[c]: "0.0%" for c in shown.columns
                          if c.startswith("share_") or c == "p_rule"}
@@ -195,16 +209,16 @@ def _counts(f: pd.DataFrame) -> dict[str, int]:
 def municipal_schools_table(s: pd.DataFrame, lang: str, min_n: int) -> pd.DataFrame:
     """The municipality's schools for its page: context, result, effect and lists."""
     na = t("value.na", lang)
-    q = fr.fmt_values(s["quality_index"], ".3f", t("value.suppressed", lang, min_n=min_n))
-    lists = fr.lists_text(s, lang) if len(s) else pd.Series(dtype=object)
+    q = ft.fmt_values(s["quality_index"], ".3f", t("value.suppressed", lang, min_n=min_n))
+    lists = fc.lists_text(s, lang) if len(s) else pd.Series(dtype=object)
     return pd.DataFrame({
         "school_name": s["school_name"].astype(object),
-        "school_type": fr.labels_of(s["school_type"], "school_type", lang),
-        "settlement_type": fr.labels_of(s["settlement_type"], "settlement_type", lang),
-        "social_index": fr.fmt_values(s["social_index"], "+.2f", na),
+        "school_type": ft.labels_of(s["school_type"], "school_type", lang),
+        "settlement_type": ft.labels_of(s["settlement_type"], "settlement_type", lang),
+        "social_index": ft.fmt_values(s["social_index"], "+.2f", na),
         "quality_index": q,
-        "effect_ci": fr.effect_ci(s, lang),
-        "typology": fr.labels_of(s["typology"].fillna("na"), "typology", lang),
+        "effect_ci": ft.effect_ci(s, lang),
+        "typology": ft.labels_of(s["typology"].fillna("na"), "typology", lang),
         "lists": lists.where(lists.astype(bool), "").astype(object),
     })
 
@@ -225,13 +239,11 @@ def municipal_dynamics(d, mun: str, min_n: int, regional: pd.DataFrame) -> pd.Da
 
 def gradient_canvas(d, lang: str):
     """The regional gradient of the municipal reports, drawn once
-    (:class:`analysis.publish.ses_report.GradientCanvas`)."""
-    from analysis.publish import ses_report as sr
-
+    (:class:`analysis.publish.ses_figures.GradientCanvas`)."""
     model = d.gradient.get("model", {})
     quarters = d.sample["social_index"].quantile([0.25, 0.5, 0.75]).tolist()
-    return sr.GradientCanvas(d.sample, d.curve, tuple(model.get("support_bounds") or ()),
-                             quarters, lang, shnsu_cut=fr.shnsu_cut_on_index(d))
+    return GradientCanvas(d.sample, d.curve, tuple(model.get("support_bounds") or ()),
+                          quarters, lang, shnsu_cut=fr.shnsu_cut_on_index(d))
 
 
 @dataclass
@@ -259,15 +271,13 @@ def region_view(d, params: Mapping[str, Any], lang: str) -> RegionView:
         dynamics=rp.dynamics(d.results, int(params["min_n"])),
         schools={str(k): g.sort_values(["school_name", "school_id"], kind="stable")
                  for k, g in f.groupby("municipality", sort=True)},
-        cards=fr.school_cards(d, lang, rp_flags(params), min_n=int(params["min_n"])),
+        cards=fc.school_cards(d, lang, rp_flags(params), min_n=int(params["min_n"])),
         canvas=gradient_canvas(d, lang))
 
 
 def municipal_page(d, mun: str, params: Mapping[str, Any], *, lang: str,
                    view: RegionView) -> str:
     """The report of one municipality: its schools against the region (``view``)."""
-    from analysis.publish.page import header_html
-
     min_n = int(params["min_n"])
     s = view.schools.get(mun, d.flags.iloc[:0])
     own, region = _counts(s), view.counts
@@ -276,10 +286,10 @@ def municipal_page(d, mun: str, params: Mapping[str, Any], *, lang: str,
                            "region_n": list(region.values())})
     with view.canvas.highlighted(s["school_id"], str(mun)) as fig:
         figure = rp.figure(fig, "gradient_mun", lang, close=False, municipality=mun, year=d.year)
-    flagged = s.loc[fr.flagged(s), "school_id"]
+    flagged = s.loc[fc.flagged(s), "school_id"]
     dyn = municipal_dynamics(d, mun, min_n, view.dynamics)
     sup = t("value.suppressed", lang, min_n=min_n)
-    pct = {c: (lambda v: sup if pd.isna(v) else rp.fmt_pct(v))
+    pct = {c: (lambda v: sup if pd.isna(v) else fmt_pct(v))
            for c in ("share_quality", "share_low", "share_quality_region", "share_low_region")}
     pct["participants"] = lambda v: sup if pd.isna(v) else str(int(v))
     meta = view.meta
@@ -287,23 +297,23 @@ def municipal_page(d, mun: str, params: Mapping[str, Any], *, lang: str,
             "date": meta["date"], "edition": meta["edition"], "code": meta["code"]}
     links = (f'<p><a href="../index.html">{html.escape(t("site.all_reports", lang))}</a> · '
              f'<a href="../report.html">{html.escape(t("site.regional_report", lang))}</a></p>')
-    lead = links + rp.para("site.mun_intro", lang, municipality=mun, min_n=min_n)
+    lead = links + para("site.mun_intro", lang, municipality=mun, min_n=min_n)
     body = "\n".join([
-        rp.heading("site.mun_summary", lang),
-        rp.html_table(counts, lang, caption=t("site.mun_summary_caption", lang,
-                                              municipality=mun)),
-        rp.heading("site.mun_gradient", lang),
+        heading("site.mun_summary", lang),
+        html_table(counts, lang, caption=t("site.mun_summary_caption", lang,
+                                           municipality=mun)),
+        heading("site.mun_gradient", lang),
         figure,
-        rp.heading("site.mun_schools", lang),
-        rp.para("site.mun_schools_text", lang, min_n=min_n),
-        rp.html_table(municipal_schools_table(s, lang, min_n), lang,
-                      caption=t("site.mun_schools_caption", lang, municipality=mun)),
-        rp.heading("site.mun_cards", lang),
-        rp.para("site.mun_cards_text", lang, n=len(flagged)),
+        heading("site.mun_schools", lang),
+        para("site.mun_schools_text", lang, min_n=min_n),
+        html_table(municipal_schools_table(s, lang, min_n), lang,
+                   caption=t("site.mun_schools_caption", lang, municipality=mun)),
+        heading("site.mun_cards", lang),
+        para("site.mun_cards_text", lang, n=len(flagged)),
         "".join(view.cards.reindex(flagged.tolist()).dropna().tolist()),
-        rp.heading("site.mun_trends", lang),
-        rp.html_table(rp.label_categories(dyn, lang), lang, formats=pct,
-                      caption=t("site.mun_trends_caption", lang, municipality=mun)),
+        heading("site.mun_trends", lang),
+        html_table(label_categories(dyn, lang), lang, formats=pct,
+                   caption=t("site.mun_trends_caption", lang, municipality=mun)),
     ])
     title = t("site.mun_title", lang, municipality=mun, year=d.year)
     header = header_html(title, lang, meta=meta, issuer=params.get("report_issuer"), lead=lead)
@@ -315,8 +325,6 @@ def municipal_page(d, mun: str, params: Mapping[str, Any], *, lang: str,
 def index_page(d, params: Mapping[str, Any], files: Mapping[str, str], lang: str,
                downloads_list: list[tuple[str, str]], meta: Mapping[str, str]) -> str:
     """``index.html``: the regional report, every municipal report, every download."""
-    from analysis.publish.page import header_html
-
     f = d.flags
     by_mun = {str(k): g for k, g in f.groupby("municipality", sort=True)}
     rows = []
@@ -332,17 +340,17 @@ def index_page(d, params: Mapping[str, Any], files: Mapping[str, str], lang: str
                     f"{html.escape(t(k, lang))}</th>" for i, k in enumerate(
                         ("col.municipality", "col.n_schools", "site.col_resilient",
                          "site.col_shnor", "site.col_shnsu", "site.col_risk")))
-    table = (f'<div class="tbl"><table class="sc-table"><caption><span class="tab-no"></span> '
-             f'{html.escape(t("site.index_caption", lang))}</caption><thead><tr>{heads}'
-             f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+    table = table_wrap(f'<table class="sc-table"><caption><span class="tab-no"></span> '
+                       f'{html.escape(t("site.index_caption", lang))}</caption><thead><tr>'
+                       f'{heads}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
     dl = "".join(f'<li><a href="{html.escape(p)}"><code translate="no">{html.escape(p)}</code>'
                  f"</a> — {html.escape(what)}</li>" for p, what in downloads_list)
     body = "\n".join([
-        rp.heading("site.index_regional", lang),
+        heading("site.index_regional", lang),
         f'<p><a href="report.html">{html.escape(t("site.regional_report", lang))}</a></p>',
-        rp.heading("site.index_municipal", lang), table,
-        rp.heading("site.index_downloads", lang), f"<ul>{dl}</ul>",
-        rp.para("site.index_privacy", lang, min_n=int(params["min_n"])),
+        heading("site.index_municipal", lang), table,
+        heading("site.index_downloads", lang), f"<ul>{dl}</ul>",
+        para("site.index_privacy", lang, min_n=int(params["min_n"])),
     ])
     title = t("site.index_title", lang, year=d.year)
     return document(header_html(title, lang, meta=meta, issuer=params.get("report_issuer"))
@@ -354,8 +362,6 @@ def index_page(d, params: Mapping[str, Any], files: Mapping[str, str], lang: str
 def write_site(d, params: Mapping[str, Any], out: str | Path) -> list[Path]:
     """Write the downloads, the municipal reports and ``index.html`` into ``out`` (replaced
     whole). Returns the written files, sorted."""
-    from analysis.publish.figures import use_style
-
     use_style()
     out = Path(out)
     lang = params.get("lang", "ru")
@@ -393,7 +399,4 @@ def write_site(d, params: Mapping[str, Any], out: str | Path) -> list[Path]:
 
 def rp_flags(params: Mapping[str, Any]) -> dict[str, Any]:
     """The ``flags`` section of the report's parameters (``flags_<key>`` -> ``<key>``)."""
-    from analysis.config import section
-
     return section(dict(params), "flags")
-
