@@ -468,12 +468,6 @@ def test_fig_small_multiples(component_points, estimates, tmp_path):
          "small_empty")
 
 
-def test_the_report_notebook_finds_the_figures_in_ses_report():
-    """notebooks/05_report.ipynb draws section 4's figures as ``sr.fig_*``."""
-    for name in ("fig_gradient", "fig_small_multiples", "fig_variance", "fig_caterpillar"):
-        assert getattr(sr, name) is getattr(sf, name)
-
-
 def test_catalogue_block_is_complete():
     keys = [k for k in catalogue() if k.startswith("ses.")]
     assert len(keys) > 50

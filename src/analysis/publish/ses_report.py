@@ -9,9 +9,7 @@ is said in words, never as a number; no cell ever reads "nan" or "-0.00".  :func
 states the expected-result model in words; :func:`ses_metrics` gives the section's headline
 numbers for ``metrics.json``.  Strings come from the ``ses.*`` block of ``labels.yaml``.
 
-The section's figures are drawn by :mod:`analysis.publish.ses_figures`; its ``fig_*``
-functions are imported here too, so that the report notebook finds the whole section in one
-module (``sr.section_gradient``, ``sr.fig_gradient``, ...).
+The section's figures are drawn by :mod:`analysis.publish.ses_figures`.
 """
 
 from __future__ import annotations
@@ -58,12 +56,6 @@ from analysis.publish.ses_estimates import (
     municipality_effects,
     na_text,
     subset_label,
-)
-from analysis.publish.ses_figures import (  # noqa: F401  (the notebook's sr.fig_*)
-    fig_caterpillar,
-    fig_gradient,
-    fig_small_multiples,
-    fig_variance,
 )
 
 #: Reasons that mark only a missing standard error, not worth a «н/д» in the SE cell.

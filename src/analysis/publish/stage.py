@@ -1,11 +1,12 @@
 """Stage 05: the report's data, ``metrics.json`` and the published site's files.
 
-``notebooks/05_report.ipynb`` reads the processed files with :func:`load_report_data`,
-shows the report's sections (rendered to ``report.html`` by
-:func:`analysis.pipeline.nbrun.export_html`) and, in its last cell, writes
-``metrics.json`` and the site (downloads, municipal reports, index) with
-:func:`write_outputs`.  :func:`run_report` does the same without the notebook: the data,
-then the files; :func:`run` is the same with a params.yaml-shaped dict.
+``notebooks/05_report.ipynb`` calls :func:`run` with a display function: it reads the
+processed files (:func:`load_report_data`), displays the report's sections
+(:mod:`analysis.publish.sections`; nbconvert renders them into ``report.html``,
+:func:`analysis.pipeline.nbrun.export_html`), then writes ``metrics.json`` and the site
+(downloads, municipal reports, index) with :func:`write_outputs`.
+:func:`analysis.pipeline.flow.run_all` calls the same :func:`run` without a display
+function; :func:`run_report` is the keyword form.
 
 At module level this module imports only pandas and the shared helpers;
 :func:`write_outputs` imports the report's modules (matplotlib) when it runs.
@@ -13,7 +14,7 @@ At module level this module imports only pandas and the shared helpers;
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,21 +81,34 @@ def run_report(root: str | Path = ".", *, year: int, params: Mapping[str, Any]
     return data
 
 
-def run(root: str | Path, params: Mapping[str, Any]) -> ReportData:
-    """Stage 05 with a params.yaml-shaped dict: the sections of :data:`PARAM_KEYS` it holds,
-    flattened as the notebook receives them.
+def run(root: str | Path, params: Mapping[str, Any],
+        show: Callable[[str], Any] | None = None) -> ReportData:
+    """Stage 05 with a params.yaml-shaped dict (the sections of :data:`PARAM_KEYS` it
+    holds): read the report's data, hand each section of the report to ``show``, then write
+    ``metrics.json`` and the site (:func:`write_outputs`).
 
     Parameters
     ----------
     root : str or Path
         The project (or work) folder the processed files are under.
     params : mapping
-        ``params.yaml`` as parsed.
+        ``params.yaml`` as parsed (other sections are ignored).
+    show : callable, optional
+        Called with each section's HTML, in order (:func:`analysis.publish.sections.
+        report_sections`): the notebook displays them and nbconvert makes ``report.html``
+        of them.  Without it (:func:`analysis.pipeline.flow.run_all`) no section is built.
 
     Returns
     -------
     ReportData
-        What :func:`run_report` returns.
+        The data the report shows.
     """
     flat = flatten(params, [k for k in PARAM_KEYS if k in params])
-    return run_report(root, year=params["year"], params=flat)
+    data = load_report_data(root, year=params["year"])
+    if show is not None:
+        from analysis.publish.sections import report_sections  # matplotlib: only when shown
+
+        for part in report_sections(data, flat, root):
+            show(part)
+    write_outputs(data, flat, root)
+    return data
