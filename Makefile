@@ -38,7 +38,7 @@ export PYTHONHASHSEED := 0
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install own-env sysdeps data report check test bench lock notebooks-clean clean \
+.PHONY: help install own-env sysdeps data report check test test-fast lint bench lock notebooks-clean clean \
 	clean-all
 
 help: ## List the targets
@@ -95,6 +95,12 @@ check: $(SETUP) ## Only read and validate your files: make check DATA=<folder> [
 
 test: $(SETUP) sysdeps ## Set up and run the whole test suite
 	$(PY) -m pytest
+
+test-fast: $(SETUP) ## The unit tier only (no notebook, no DVC, no browser): under 2 minutes
+	$(PY) -m pytest -m "not pipeline"
+
+lint: $(SETUP) ## ruff: style and errors (CI runs it)
+	$(PY) -m ruff check .
 
 bench: $(SETUP) sysdeps ## Run the benchmarks (on demand; prints medians and ratios)
 	$(PY) benchmarks/regional.py

@@ -1,6 +1,6 @@
 """How well the context clusters recover the synthetic region's planted context structure.
 
-Run on demand (``make bench``); not part of the tests (``tests/test_clusters.py`` asserts a
+Run on demand (``make bench``); not part of the tests (``tests/context/test_clusters.py`` asserts a
 floor on three seeds).  For several fresh seeds of the default-size demo region, stages 01
 and 02 run in memory with the project's ``params.yaml``, and the clusters of the reporting
 year are compared with the planted ``context_group`` of the truth (municipality kind x

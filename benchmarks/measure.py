@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import statistics
-import tempfile
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence

@@ -54,10 +54,10 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BL
 
 
 def lme4_ref():
-    """tests/lme4_ref.py (runs benchmarks/lme4_fit.R through Rscript)."""
+    """tests/helpers/lme4_ref.py (runs benchmarks/lme4_fit.R through Rscript)."""
     if str(ROOT / "tests") not in sys.path:
         sys.path.insert(0, str(ROOT / "tests"))
-    return importlib.import_module("lme4_ref")
+    return importlib.import_module("helpers.lme4_ref")
 
 
 SETTLEMENTS = ("city", "town", "village")

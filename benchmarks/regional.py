@@ -88,9 +88,8 @@ def floor(tmp: Path, nb: Path) -> Sample:
 
 
 def project(dest: Path, municipal: bool) -> Path:
-    from conftest import make_project
-
     from analysis.demo.synth import RegionSpec, generate_region
+    from conftest import make_project
 
     demo = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["demo"]
     spec = RegionSpec(**{**demo, "years": tuple(demo["years"])})  # as `make data`: students too

@@ -120,7 +120,8 @@ def test_the_checks_can_fail(tmp_path):
         (tmp_path / name).write_text(text)
     known = modules(tmp_path)
     assert cycles(graph(known)) == [["analysis.flags.b", "analysis.flags.c"]]
-    assert upward(known, tmp_path) == ["analysis/ingest/a.py:1 imports analysis.flags.b (layer 4 > 1)"]
+    assert upward(known, tmp_path) == [
+        "analysis/ingest/a.py:1 imports analysis.flags.b (layer 4 > 1)"]
 
 
 @pytest.mark.parametrize("folder", ["src", "tests", "benchmarks"])

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.config import (flatten, load_yaml, merge, select, stage_param_keys,
-                             stage_parameters)
+from analysis.config import flatten, load_yaml, merge, select, stage_param_keys, stage_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = list(load_yaml(ROOT / "dvc.yaml")["stages"])

@@ -24,7 +24,8 @@ def _norm(req: str) -> tuple[str, str]:
 
 def test_environment_yml_matches_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = dict(_norm(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"])
+    dev = project["optional-dependencies"]["dev"]
+    wanted = dict(_norm(r) for r in project["dependencies"] + dev)
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = dict(_norm(d) for d in env["dependencies"] if isinstance(d, str))
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
@@ -40,7 +41,8 @@ def test_lock_pins_every_direct_dependency():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     lock = {line.split("==")[0].lower().replace("_", "-")
             for line in (ROOT / "requirements.lock").read_text().splitlines() if "==" in line}
-    direct = {_norm(r)[0] for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    dev = project["optional-dependencies"]["dev"]
+    direct = {_norm(r)[0] for r in project["dependencies"] + dev}
     assert direct <= lock, f"not pinned in requirements.lock: {sorted(direct - lock)}"
 
 

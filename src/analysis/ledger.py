@@ -78,7 +78,8 @@ def record(scope: pd.DataFrame, excluded: pd.Series, *, analysis: str, table: st
     return ledger, acc[list(ACCOUNTING_COLUMNS)].astype({"year": "Int64"})
 
 
-def combine(parts: Iterable[tuple[pd.DataFrame, pd.DataFrame]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def combine(parts: Iterable[tuple[pd.DataFrame, pd.DataFrame]]
+            ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Concatenate (ledger, accounting) pairs into one ledger and one accounting table."""
     parts = list(parts)
     ledgers = [p[0] for p in parts if len(p[0])]

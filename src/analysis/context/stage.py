@@ -24,8 +24,8 @@ from analysis import files, ledger
 
 if TYPE_CHECKING:
     from analysis.context.clusters import ContextClusters
-    from analysis.context.stability import Stability
     from analysis.context.similar import SimilarResult
+    from analysis.context.stability import Stability
 
 #: The ``dvc.yaml`` stage this module runs (its ledger's name).
 STAGE = "02_context_clusters"

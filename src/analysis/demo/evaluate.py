@@ -1,6 +1,6 @@
 """Flags against the synthetic region's planted truth: pure scoring functions.
 
-Used by ``benchmarks/flags_truth.py`` (``make bench``) and ``tests/test_flags_truth.py``;
+Used by ``benchmarks/flags_truth.py`` (``make bench``) and ``tests/flags/test_flags_truth.py``;
 never by the pipeline, which does not see the truth.  Each function takes stage 04's tables
 and the truth of :mod:`analysis.demo.synth` (``truth.csv``, ``truth_procedures.csv``) and
 returns a dict of numbers (NaN where a needed column is missing):

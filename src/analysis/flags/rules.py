@@ -235,7 +235,8 @@ def changes(now: pd.DataFrame, before: pd.DataFrame, lists: Sequence[str],
         for c in criteria.get(name, ()):
             x, y = sub[c].astype("string"), sub[f"{c}_prev"].astype("string")
             parts.append(np.where((x != y).fillna(True).to_numpy(), c, ""))
-        changed = [", ".join(p for p in ps if p) for ps in zip(*parts)] if parts else [""] * len(sub)
+        changed = ([", ".join(p for p in ps if p) for ps in zip(*parts)] if parts
+                   else [""] * len(sub))
         changed = np.where(sub["_merge"].eq("left_only"), "new_school",
                            np.where(sub["_merge"].eq("right_only"), "not_in_year", changed))
         rows.append(pd.DataFrame({"school_id": sub["school_id"].to_numpy(), "list": name,

@@ -558,7 +558,7 @@ def shnor_probabilistic(results: pd.DataFrame, context: pd.DataFrame, year: int,
         alpha = np.empty(len(r))
         beta = np.empty(len(r))
         kind = np.empty(len(r), dtype=object)
-        for proc, idx in r.groupby("procedure", sort=True).indices.items():
+        for _, idx in r.groupby("procedure", sort=True).indices.items():
             part = r.iloc[idx]
             if len(part) < MIN_FIT_ROWS or part["school_id"].nunique() < MIN_FIT_SCHOOLS:
                 mu = float(np.clip(k[idx].sum() / n[idx].sum(), 1e-6, 1.0 - 1e-6))

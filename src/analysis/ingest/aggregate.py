@@ -512,7 +512,8 @@ def _min_score(text: str) -> tuple[str, float]:
             raise ValueError
         return subject.strip(), float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected SUBJECT=SCORE (e.g. rus=24), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected SUBJECT=SCORE (e.g. rus=24), got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -298,8 +298,9 @@ def check_columns(data: pd.DataFrame, spec: ExpectedSpec, needed: Mapping[str, s
         problems.append(Problem(
             file="the expected model's schools", column="ses_link.terms",
             value=", ".join(missing_terms),
-            expected=(f"columns the schools data have (they have: {', '.join(map(str, data.columns))}"
-                      f"); remove the missing ones from ses_link.terms in {SET_IN}")))
+            expected=("columns the schools data have (they have: "
+                      f"{', '.join(map(str, data.columns))}); remove the missing ones from "
+                      f"ses_link.terms in {SET_IN}")))
     for column, role in needed.items():
         if column not in data.columns:
             problems.append(Problem(file="the expected model's schools", column=column,

@@ -39,9 +39,9 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from analysis.numeric import is_constant
 from analysis.ingest import schema
 from analysis.models import estimates
+from analysis.numeric import is_constant
 
 MODEL = "gradient"
 TERMS = ("intercept", "slope", "r2", "curvature", "gap_top_bottom_quarter")

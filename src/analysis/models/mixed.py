@@ -48,8 +48,15 @@ from scipy import linalg
 
 from analysis.errors import ModelError
 from analysis.models import estimates
-from analysis.models.reml import (Profile, Solution, group_sums, optimise, solve_lower,
-                                  solve_lower_t, tri_index)
+from analysis.models.reml import (
+    Profile,
+    Solution,
+    group_sums,
+    optimise,
+    solve_lower,
+    solve_lower_t,
+    tri_index,
+)
 
 __all__ = [
     "LMMFit",

@@ -15,10 +15,9 @@ from collections.abc import Mapping
 import pandas as pd
 
 from analysis import ledger
-from analysis.errors import SET_IN
-from analysis.numeric import is_constant
-from analysis.errors import InputError, Problem
+from analysis.errors import SET_IN, InputError, Problem
 from analysis.ingest import schema
+from analysis.numeric import is_constant
 
 #: Default least number of schools for the gradient (params.yaml: ``ses_link.min_schools``).
 MIN_SCHOOLS = 10

@@ -43,7 +43,7 @@ PACKAGE = "analysis"
 #: Where the package lives, relative to the project root.
 SRC = Path("src")
 #: The non-Python files each module reads (relative to the project root): the one place
-#: they are declared.  ``tests/test_deps.py`` checks that every non-Python file of
+#: they are declared.  ``tests/pipeline/test_deps.py`` checks that every non-Python file of
 #: ``src/analysis`` is named here.
 DATA_FILES: dict[str, tuple[str, ...]] = {
     # the one Russian/English catalogue of strings (resources.files("analysis"))

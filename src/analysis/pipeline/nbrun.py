@@ -48,10 +48,10 @@ sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 import nbformat  # noqa: E402 -- after the line above
 
-from analysis.config import PROCESSED, load_yaml, merge, stage_parameters
-from analysis.i18n import t
-from analysis.outputs import OutputError, copy_file, round_text, write_text
-from analysis.publish import folders
+from analysis.config import PROCESSED, load_yaml, merge, stage_parameters  # noqa: E402
+from analysis.i18n import t  # noqa: E402
+from analysis.outputs import OutputError, copy_file, round_text, write_text  # noqa: E402
+from analysis.publish import folders  # noqa: E402
 
 KERNEL_NAME = "school-context"
 TEMPLATES = Path(__file__).resolve().parents[1] / "publish" / "templates"

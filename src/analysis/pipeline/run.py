@@ -8,7 +8,8 @@ Usage (what ``make report DATA=<folder> YEAR=<year>`` calls)::
 ``<folder>`` holds the raw tables (``schools.*``, ``results.*``: CSV, XLSX or Parquet),
 optionally ``mapping.yaml`` (the analyst's headers -> canonical names) and ``params.yaml``
 with overrides of the project's parameters (only the keys to change, in the same sections,
-e.g. ``prepare: {quality_grades: [9]}``; a key's value replaces the project's whole).  ``--year`` overrides ``year``.
+e.g. ``prepare: {quality_grades: [9]}``; a key's value replaces the project's whole).
+``--year`` overrides ``year``.
 
 The five stage notebooks run in order, with the project's ``params.yaml`` deep-merged
 with the folder's overrides.  Each DATA run has its own folders, named from the data
@@ -174,8 +175,8 @@ def check_data(data_dir: str | Path, year: int | None = None, root: str | Path =
     Raises :class:`InputError` as the full run would.  The validation page goes to
     ``reports/checks/<name>-<year>/validation.html`` (never beside a published report).
     """
-    from analysis.pipeline.nbrun import validation_page
     from analysis.ingest.stage import run_prepare
+    from analysis.pipeline.nbrun import validation_page
 
     root, params, work, out_dir = _start(data_dir, year, root, check=True)
     with RunLock(out_dir):

@@ -27,8 +27,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pandas.api.types import (infer_dtype, is_bool_dtype, is_float_dtype, is_integer_dtype,
-                              is_object_dtype, is_string_dtype)
+from pandas.api.types import (
+    infer_dtype,
+    is_bool_dtype,
+    is_float_dtype,
+    is_integer_dtype,
+    is_object_dtype,
+)
 from xlsxwriter.format import Format
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet

@@ -1,7 +1,7 @@
 """Generate the bad-input corpus: one folder per case, each valid except for ONE defect.
 
 Run ``python tests/data/bad/make_corpus.py`` to rewrite the folders next to this script.
-``tests/test_bad_inputs.py`` checks that the committed files equal a fresh generation, so
+``tests/ingest/test_bad_inputs.py`` checks that the committed files equal a fresh generation, so
 edit the cases here, never the files.
 
 Each case folder holds ``schools.*``, ``results.*``, an optional ``mapping.yaml`` and

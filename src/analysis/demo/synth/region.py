@@ -72,7 +72,7 @@ class Region:
     truth_params: dict
 
 
-def generate_region(spec: RegionSpec = RegionSpec()) -> Region:  # noqa: B008 (frozen)
+def generate_region(spec: RegionSpec = RegionSpec()) -> Region:
     """Generate a synthetic region deterministically from ``spec``.
 
     Parameters

@@ -72,7 +72,7 @@ def _series_text(values: pd.Series) -> np.ndarray:
         other = ~whole & ~np.isnan(x)
         out[other] = [repr(v) for v in x[other].tolist()]  # shortest round-trip, as _float_text
         return out  # NaN: None (the array's initial value)
-    if pd.api.types.is_string_dtype(dtype) or dtype == object:
+    if pd.api.types.is_string_dtype(dtype) or dtype == np.dtype(object):
         items = values.tolist()
         if all(type(v) is str or v is None for v in items):
             out[:] = [v if v else None for v in items]
