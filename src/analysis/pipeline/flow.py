@@ -19,6 +19,29 @@ from analysis.publish.data import ReportData
 
 #: The stage modules, in the order of the stages of ``dvc.yaml``.
 STAGES = (ingest_stage, context_stage, models_stage, flags_stage, publish_stage)
+#: Their names in ``dvc.yaml``.
+NAMES = ("01_prepare", "02_context_clusters", "03_ses_link", "04_flags", "05_report")
+
+
+def run_slice(root: str | Path, params: Mapping[str, Any], *, start: str = "01_prepare",
+              stop: str = "05_report") -> Any:
+    """Stages ``start`` to ``stop`` (names of :data:`NAMES`, both included), in order.
+
+    A test of one stage stops there (the report's municipal pages are not built for a test
+    of the flags), and one that varies a later stage's parameters runs the earlier stages
+    once and starts after them.
+
+    Returns
+    -------
+    What the last stage's ``run`` returns (e.g. :class:`analysis.flags.stage.FlagsResult`).
+    """
+    first, last = NAMES.index(start), NAMES.index(stop)
+    if first > last:
+        raise ValueError(f"stage {start} comes after {stop}")
+    out = None
+    for module in STAGES[first:last + 1]:
+        out = module.run(root, params)
+    return out
 
 
 def run_all(root: str | Path, params: Mapping[str, Any]) -> ReportData:
@@ -39,6 +62,4 @@ def run_all(root: str | Path, params: Mapping[str, Any]) -> ReportData:
     ReportData
         What the report shows (:func:`analysis.publish.stage.run`).
     """
-    for module in STAGES[:-1]:
-        module.run(root, params)
-    return publish_stage.run(root, params)
+    return run_slice(root, params)
