@@ -99,8 +99,8 @@ def test_sample_excludes_only_the_two_classes_below_min_n(nl, pupils):
     sizes = pupils.groupby("class").size()
     small = set(sizes.index[sizes < p["min_n"]].astype(str))
     assert p["min_n"] == 5 and len(small) == 2
-    assert len(d.sample) == d.gradient["n_schools"] == 131
-    assert set(d.sample["school_id"]).isdisjoint(small)
+    assert len(d.ses_sample) == d.ses_link_summary["n_schools"] == 131
+    assert set(d.ses_sample["school_id"]).isdisjoint(small)
     booked = d.ledger.query("analysis == 'ses_link'")
     assert set(booked["school_id"]) == small and set(booked["reason"]) == {"below_min_n"}
 
@@ -116,7 +116,7 @@ def test_gradient_equals_an_independent_wls_on_the_pupils(nl, pupils):
     c = class_table(pupils)
     c = c.loc[c["n"] >= p["min_n"]]
     # one municipality: too few for clustered errors, so HC3 (stated in ses_link.json)
-    assert any("HC3 used" in note for note in d.gradient["model"]["notes"])
+    assert any("HC3 used" in note for note in d.ses_link_summary["model"]["notes"])
     fit = sm.WLS(c["quality"], sm.add_constant(c[["index"]]), weights=c["n"]).fit(
         cov_type="HC3")
     curved = sm.WLS(c["quality"], sm.add_constant(c[["index"]].assign(sq=c["index"] ** 2)),
@@ -129,17 +129,17 @@ def test_gradient_equals_an_independent_wls_on_the_pupils(nl, pupils):
                       (row["r2"].estimate, fit.rsquared),
                       (row["curvature"].estimate, curved.params["sq"])):
         assert got == pytest.approx(want, rel=1e-6, abs=1e-9)
-    s = d.sample.set_index("school_id").loc[c.index]
+    s = d.ses_sample.set_index("school_id").loc[c.index]
     assert np.allclose(s["social_index"], c["index"], rtol=0, atol=2e-6)
     assert np.allclose(s["quality_index"], c["quality"], rtol=0, atol=1e-6)
     # the expected model (a spline of the index; every class is one type in one place)
-    assert d.gradient["model"]["dropped_terms"] == ["settlement_type", "school_type"]
+    assert d.ses_link_summary["model"]["dropped_terms"] == ["settlement_type", "school_type"]
     assert np.average(s["residual"], weights=s["n_students"]) == pytest.approx(0, abs=1e-6)
 
 
 def test_social_index_tracks_class_mean_ses(nl, pupils):
     d = nl[2]
-    m = d.index.set_index("school_id").join(class_table(pupils)["ses"])
+    m = d.social_index.set_index("school_id").join(class_table(pupils)["ses"])
     assert len(m) == 133
     assert np.corrcoef(m["social_index"], m["ses"])[0, 1] > 0.8
 
@@ -174,12 +174,13 @@ def test_report_renders_in_english(nl):
     fl = p["flags"]
     parts = [
         report.section_title(d, "en", p["min_n"]), report.section_summary(d, "en"),
-        cr.section_index(d.context, "en"),
-        cr.section_quality_groups(d.context, "en", p["min_n"]),
+        cr.section_index(d.context_summary, "en"),
+        cr.section_quality_groups(d.context_summary, "en", p["min_n"]),
         cr.section_clusters(d, "en", p["min_n"]), cr.section_similar(d, "en", p["min_n"], 5),
-        ses_report.section_gradient(d.estimates, d.sample, "en", year=p["year"],
+        ses_report.section_gradient(d.estimates, d.ses_sample, "en", year=p["year"],
                                     min_n=p["min_n"],
-                                    spec_text=ses_report.spec_text(d.gradient["model"], "en")),
+                                    spec_text=ses_report.spec_text(
+                                        d.ses_link_summary["model"], "en")),
         ses_report.section_multilevel(d.estimates, "en", year=p["year"]),
         flags_report.section_lists(d, "en", fl, min_n=p["min_n"], top_n=5),
         flags_report.section_typology(d, "en", fl),

@@ -54,8 +54,8 @@ def test_slice_writes_every_declared_file_and_balances(tiny_project):
     # every school of the reporting year is in the gradient or booked with a reason
     sy = d.schools_year
     booked = d.ledger.query("analysis == 'ses_link'")["school_id"]
-    assert set(sy["school_id"]) == set(d.sample["school_id"]) | set(booked)
-    assert set(booked).isdisjoint(d.sample["school_id"])
+    assert set(sy["school_id"]) == set(d.ses_sample["school_id"]) | set(booked)
+    assert set(booked).isdisjoint(d.ses_sample["school_id"])
 
 
 def test_slice_is_deterministic(tmp_path, tiny_region):
@@ -99,7 +99,7 @@ def demo_run(tmp_path_factory, demo_region):
 
 def test_index_tracks_planted_social_status(demo_run):
     region, d = demo_run
-    m = d.index.query("year == 2025").merge(region.truth, on="school_id")
+    m = d.social_index.query("year == 2025").merge(region.truth, on="school_id")
     assert np.corrcoef(m["social_index"], m["latent_ses"])[0, 1] > 0.8
 
 
@@ -170,10 +170,12 @@ def test_every_report_section_renders_in_both_languages(demo_run, lang):
     parts = [
         report.section_title(d, lang, 10, p), report.section_summary(d, lang),
         report.section_coverage(d, lang, 10, 5), report.section_glossary(lang),
-        cr.section_index(d.context, lang), cr.section_quality_groups(d.context, lang, 10),
+        cr.section_index(d.context_summary, lang),
+        cr.section_quality_groups(d.context_summary, lang, 10),
         cr.section_clusters(d, lang, 10), cr.section_similar(d, lang, 10, 5),
-        ses_report.section_gradient(d.estimates, d.sample, lang, year=2025, min_n=10,
-                                    spec_text=ses_report.spec_text(d.gradient["model"], lang)),
+        ses_report.section_gradient(d.estimates, d.ses_sample, lang, year=2025, min_n=10,
+                                    spec_text=ses_report.spec_text(
+                                        d.ses_link_summary["model"], lang)),
         ses_report.gradient_by_table(d.estimates, lang, year=2025),
         ses_report.section_binomial(d.estimates, lang, year=2025),
         ses_report.section_multilevel(d.estimates, lang, year=2025),
@@ -214,13 +216,14 @@ def test_expected_curve_does_not_turn_up_below_the_data(demo_run):
     rises all along, and the schools below the support are not all below expectation."""
     _, d = demo_run
     # the finding: a free quadratic on the index alone bottoms out inside the data
-    free = fit_expected(d.sample, ExpectedSpec(terms=(), shape="quadratic", support=(0, 1),
+    free = fit_expected(d.ses_sample, ExpectedSpec(terms=(), shape="quadratic", support=(0, 1),
                                                cov_type="HC3"))
     curve = free.curve()
     assert curve["fit"].idxmin() > 0 and curve["fit"].iloc[0] > curve["fit"].min() + 0.05
     # the default expected model rises all along
-    assert (np.diff(d.curve["fit"].to_numpy()) > 0).all()
-    low = d.sample.loc[d.sample["social_index"] < d.gradient["model"]["support_bounds"][0]]
+    assert (np.diff(d.ses_curve["fit"].to_numpy()) > 0).all()
+    lowest = d.ses_link_summary["model"]["support_bounds"][0]
+    low = d.ses_sample.loc[d.ses_sample["social_index"] < lowest]
     assert len(low) >= 10
     assert abs(np.average(low["residual"], weights=low["n_students"])) < 0.05
     assert (low["residual"] < 0).mean() < 0.8

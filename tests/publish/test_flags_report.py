@@ -158,12 +158,12 @@ def make_data(flags: pd.DataFrame | None = None, **changes) -> ReportData:
     fields = {fl.name: empty for fl in dataclasses.fields(ReportData)}
     fields.update(
         year=YEAR, schools=schools, flags=f, shnor=f[["school_id", "shnor"]],
-        shnor_details=_details(), objectivity=obj, objectivity_evidence=ev, cards=_cards(),
+        shnor_details=_details(), objectivity=obj, objectivity_evidence=ev, flag_cards=_cards(),
         results=pd.DataFrame({"x": [1, 2]}), ledger=pd.DataFrame({"table": ["schools"]}),
-        context={}, gradient={}, validation={},
+        context_summary={}, ses_link_summary={}, validation={},
         similar_peers=pd.DataFrame({"school_id": ["s1"] * 7, "order": range(1, 8),
                                     "peer_id": ["s7", "s6", "s5", "s4", "s3", "s2", "s8"]}),
-        changes=pd.DataFrame({"school_id": ["s1", "s9", "s5"],
+        flag_changes=pd.DataFrame({"school_id": ["s1", "s9", "s5"],
                               "list": ["resilient", "shnor", "risk_zone"],
                               "change": ["entered", "left", "entered"],
                               "changed": ["direction, years_above", "not_in_year",
@@ -414,8 +414,8 @@ def test_a_region_without_screens_or_previous_year_still_renders(d):
                        direction=d.flags["direction"].replace("review", "above"))
     bare = dataclasses.replace(
         d, flags=f, objectivity=pd.DataFrame(), objectivity_evidence=pd.DataFrame(),
-        cards=pd.DataFrame(), similar_peers=pd.DataFrame(),
-        changes=pd.DataFrame(columns=["school_id", "list", "change", "changed"]),
+        flag_cards=pd.DataFrame(), similar_peers=pd.DataFrame(),
+        flag_changes=pd.DataFrame(columns=["school_id", "list", "change", "changed"]),
         flags_summary={k: v for k, v in d.flags_summary.items() if k != "previous_counts"})
     for lang in LANGS:
         text = render(bare, lang)

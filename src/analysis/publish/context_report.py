@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.i18n import label, t
+from analysis.publish.data import ReportData
 from analysis.publish.figures import ROLE
 from analysis.publish.html import (
     col_label,
@@ -106,10 +107,10 @@ def section_quality_groups(ctx: Mapping[str, Any], lang: str, min_n: int) -> str
 
 # --- 3. clusters -----------------------------------------------------------------------------
 
-def cluster_table(d, lang: str, min_n: int) -> pd.DataFrame:
+def cluster_table(d: ReportData, lang: str, min_n: int) -> pd.DataFrame:
     """Profile of each cluster: name, size, mean index, median enrollment, settlement and
     main type, mean quality (schools with at least ``min_n`` students), stability."""
-    c = d.context["clusters"]
+    c = d.context_summary["clusters"]
     sy = d.schools_year[["school_id", "enrollment", "settlement_type", "school_type"]]
     df = d.clusters[["school_id", "cluster", "social_index"]].merge(sy, on="school_id",
                                                                     how="left")
@@ -157,8 +158,8 @@ def index_warnings(records: Sequence[Mapping[str, Any]], lang: str = "ru") -> st
     return para("report.index_dropped", lang, items=items)
 
 
-def section_clusters(d, lang: str, min_n: int) -> str:
-    c = d.context["clusters"]
+def section_clusters(d: ReportData, lang: str, min_n: int) -> str:
+    c = d.context_summary["clusters"]
     feats = ", ".join(col_label(f, lang) for f in [*c["numeric"], *c["categorical"]])
     how_k = (t("report.clusters_k_auto", lang, criterion=t(
         "report.criterion_bic" if c["method"] == "gmm" else "report.criterion_silhouette",
@@ -175,7 +176,7 @@ def section_clusters(d, lang: str, min_n: int) -> str:
              silhouette=stat(c.get("silhouette"), ".2f", lang, na_silhouette)),
         para("report.clusters_stability", lang, n_boot=c.get("n_boot", 0),
              ari=stat(stab, ".2f", lang, "not_computed")),
-        index_warnings(d.context["index"].get("warnings", []), lang),
+        index_warnings(d.context_summary["index"].get("warnings", []), lang),
         para("report.clusters_ege", lang, min_n=min_n) if "ege_not_failing" in table else "",
         html_table(table, lang, formats={
             "share_city": fmt_pct, "share_village": fmt_pct, "social_index": fmt_num(2),
@@ -204,10 +205,10 @@ def fig_criterion(curve: pd.DataFrame, chosen: int, method: str, lang: str = "ru
     return fig
 
 
-def fig_profile_heatmap(d, lang: str = "ru") -> plt.Figure:
+def fig_profile_heatmap(d: ReportData, lang: str = "ru") -> plt.Figure:
     """Heatmap of the clusters' profiles: each feature's cluster mean in SDs of the region
     (numbers), or share (categories, 0..1 shown as the difference from the region)."""
-    c = d.context["clusters"]
+    c = d.context_summary["clusters"]
     df = d.clusters.copy()
     rows = {}
     for f in c["numeric"]:
@@ -246,7 +247,7 @@ def fig_profile_heatmap(d, lang: str = "ru") -> plt.Figure:
 
 # --- 3.x similar schools ---------------------------------------------------------------------
 
-def similar_table(d, lang: str, min_n: int) -> pd.DataFrame:
+def similar_table(d: ReportData, lang: str, min_n: int) -> pd.DataFrame:
     """Ranked schools below :data:`LOW_PERCENTILE` among their twins, with the closest twin
     that does better and by how much (every number rests on >= ``min_n`` students)."""
     r = d.similar.loc[d.similar["rank"].notna()].copy()
@@ -267,8 +268,8 @@ def similar_table(d, lang: str, min_n: int) -> pd.DataFrame:
     return r[cols]
 
 
-def section_similar(d, lang: str, min_n: int, top_n: int) -> str:
-    s = d.context["similar"]
+def section_similar(d: ReportData, lang: str, min_n: int, top_n: int) -> str:
+    s = d.context_summary["similar"]
     table = similar_table(d, lang, min_n)
     na = t("value.na", lang)
     return "\n".join([

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.i18n import label, t
+from analysis.publish.data import ReportData
 from analysis.publish.flag_text import (
     SCREENS,
     _blank_na,
@@ -61,10 +62,10 @@ def lists_text(f: pd.DataFrame, lang: str) -> pd.Series:
     return out.str.rstrip(", ")
 
 
-def _outcome_lines(d, f: pd.DataFrame, lang: str, min_n: int) -> pd.Series:
+def _outcome_lines(d: ReportData, f: pd.DataFrame, lang: str, min_n: int) -> pd.Series:
     """Per school of ``f`` (index school_id): one line per outcome, the expected result
     factor by factor and the actual one, or «н/д» when fewer than ``min_n`` took part."""
-    cards = d.cards
+    cards = d.flag_cards
     outcomes = outcomes_of(d)
     if not outcomes:
         return pd.Series("", index=pd.Index(f["school_id"]), dtype=object)
@@ -98,7 +99,7 @@ def _outcome_lines(d, f: pd.DataFrame, lang: str, min_n: int) -> pd.Series:
         c["school_id"].to_numpy(), sort=False).agg("\n".join)
 
 
-def _objectivity_lines(d, f: pd.DataFrame, lang: str) -> pd.Series:
+def _objectivity_lines(d: ReportData, f: pd.DataFrame, lang: str) -> pd.Series:
     """Per school: the screens that fired, or those assessed, or why none was."""
     obj = d.objectivity if "school_id" in d.objectivity else pd.DataFrame(
         {"school_id": pd.Series(dtype="string")})
@@ -126,7 +127,7 @@ def _objectivity_lines(d, f: pd.DataFrame, lang: str) -> pd.Series:
     return pd.Series(out, index=obj.index, dtype=object)
 
 
-def _peer_names(d, f: pd.DataFrame) -> pd.Series:
+def _peer_names(d: ReportData, f: pd.DataFrame) -> pd.Series:
     """Up to :data:`MAX_PEERS` similar schools of each school, by closeness."""
     peers = d.similar_peers
     if peers is None or peers.empty:
@@ -140,7 +141,7 @@ def _peer_names(d, f: pd.DataFrame) -> pd.Series:
         f["school_id"]).fillna("")
 
 
-def card_lines(d, f: pd.DataFrame, lang: str, p: Mapping[str, Any], *,
+def card_lines(d: ReportData, f: pd.DataFrame, lang: str, p: Mapping[str, Any], *,
                min_n: int, compact: bool = False) -> pd.DataFrame:
     """The lines of each school's card (plain text, one column per kind of line, "" where a
     line does not apply), index ``school_id``.
@@ -204,7 +205,7 @@ def card_lines(d, f: pd.DataFrame, lang: str, p: Mapping[str, Any], *,
     }, index=f.index)
 
 
-def school_cards(d, lang: str, flags: Mapping[str, Any] | None = None, *,
+def school_cards(d: ReportData, lang: str, flags: Mapping[str, Any] | None = None, *,
                  min_n: int, compact: bool = False) -> pd.Series:
     """One HTML card per school on any list (:data:`CARD_LISTS`), index ``school_id``:
     ``<details><summary>name — lists</summary><ul>…</ul></details>``, every text escaped."""

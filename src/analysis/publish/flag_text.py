@@ -19,6 +19,7 @@ import pandas as pd
 
 from analysis.i18n import label, t
 from analysis.ingest.schema import PROCEDURES
+from analysis.publish.data import ReportData
 
 #: Objectivity screens (analysis.flags.objectivity.SCREENS).
 SCREENS = ("vpr_oge", "top_marks", "heaping")
@@ -26,7 +27,7 @@ SCREENS = ("vpr_oge", "top_marks", "heaping")
 
 # --- parameters and formatting ---------------------------------------------------------------
 
-def flag_params(d, flags: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def flag_params(d: ReportData, flags: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``params.yaml``'s ``flags`` section for the texts, completed from what stage 04
     recorded in ``flags.json`` (``z``, ``n_years``, ``multilevel``, ``year_weights``, the
     cuts).  A key that is still unknown leaves out the sentence that needs it."""
@@ -105,13 +106,13 @@ def prob_text(p: pd.Series, lang: str) -> pd.Series:
     return out.mask(x < 0.005, t("flags.p_low", lang))
 
 
-def outcomes_of(d) -> list[str]:
+def outcomes_of(d: ReportData) -> list[str]:
     """The outcomes (procedures) of the cards: ВПР, ОГЭ, ЕГЭ first, then any other code."""
-    have = set(d.cards["outcome"].dropna()) if len(d.cards) else set()
+    have = set(d.flag_cards["outcome"].dropna()) if len(d.flag_cards) else set()
     return [o for o in PROCEDURES if o in have] + sorted(have - set(PROCEDURES))
 
 
-def school_names(d) -> pd.DataFrame:
+def school_names(d: ReportData) -> pd.DataFrame:
     """``school_id`` -> the latest ``school_name`` and ``municipality`` over all years (a
     school that left the data keeps a name)."""
     s = d.schools.sort_values(["school_id", "year"], kind="stable")
@@ -143,7 +144,7 @@ def _factor_label(col: str, lang: str) -> str:
         return str(col)
 
 
-def shnor_procedures(d, lang: str, min_n: int) -> pd.Series:
+def shnor_procedures(d: ReportData, lang: str, min_n: int) -> pd.Series:
     """Per ШНОР school (index ``school_id``): its low procedures of both years with at
     least ``min_n`` participants, named with their share, then the number of the others
     («ещё процедур с числом участников меньше {min_n}: N»): a small procedure is never

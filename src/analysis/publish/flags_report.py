@@ -30,6 +30,7 @@ import pandas as pd
 from analysis.flags.rules import TYPOLOGY
 from analysis.i18n import label, t
 from analysis.ingest.schema import SETTLEMENT_TYPES
+from analysis.publish.data import ReportData
 from analysis.publish.flag_cards import CARD_LISTS, flagged, school_cards
 from analysis.publish.flag_text import (
     SCREENS,
@@ -156,7 +157,7 @@ def settlement_table(f: pd.DataFrame, lang: str) -> pd.DataFrame:
     }).reset_index(drop=True)
 
 
-def _factors_text(d, lang: str) -> str:
+def _factors_text(d: ReportData, lang: str) -> str:
     terms = d.flags_summary.get("spec", {}).get("terms") if d.flags_summary else None
     parts = ["social_index", *(terms or [])]
     return ", ".join(_factor_label(c, lang) for c in parts)
@@ -177,7 +178,8 @@ def _cut_how(p: Mapping[str, Any], lang: str, method_key: str, q_key: str) -> st
     return ""
 
 
-def section_resilient(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n: int) -> str:
+def section_resilient(d: ReportData, lang: str, p: Mapping[str, Any], *, min_n: int,
+                      top_n: int) -> str:
     f = d.flags
     level = level_text(p.get("z"))
     cut = p.get("_low_context_cut")
@@ -229,7 +231,7 @@ def section_resilient(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n: 
 
 # --- 5.2 ШНОР --------------------------------------------------------------------------------
 
-def shnor_table(d, lang: str, min_n: int) -> pd.DataFrame:
+def shnor_table(d: ReportData, lang: str, min_n: int) -> pd.DataFrame:
     """One row per ШНОР school: criteria met, numbers of low procedures, the probabilistic
     label and probability, and the named low procedures (only those with at least
     ``min_n`` participants; the others counted)."""
@@ -249,7 +251,7 @@ def shnor_table(d, lang: str, min_n: int) -> pd.DataFrame:
     })
 
 
-def section_shnor(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n: int) -> str:
+def section_shnor(d: ReportData, lang: str, p: Mapping[str, Any], *, min_n: int, top_n: int) -> str:
     f = d.flags
     on = f.loc[f["shnor"]]
     k = p.get("shnor_min_participants")
@@ -277,7 +279,7 @@ def section_shnor(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n: int)
 
 # --- 5.3 ШНСУ, 5.4 risk zone ----------------------------------------------------------------
 
-def section_shnsu(d, lang: str, p: Mapping[str, Any], *, top_n: int) -> str:
+def section_shnsu(d: ReportData, lang: str, p: Mapping[str, Any], *, top_n: int) -> str:
     f = d.flags
     on = f.loc[f["shnsu"]].sort_values(["anchored_index", "school_id"], kind="stable")
     cut, ref = p.get("_shnsu_cut"), p.get("_shnsu_reference_year")
@@ -303,7 +305,7 @@ def section_shnsu(d, lang: str, p: Mapping[str, Any], *, top_n: int) -> str:
                       listing(table, lang, d, max_rows=top_n)])
 
 
-def section_risk(d, lang: str, p: Mapping[str, Any], *, top_n: int) -> str:
+def section_risk(d: ReportData, lang: str, p: Mapping[str, Any], *, top_n: int) -> str:
     f = d.flags
     on = f.loc[f["risk_zone"]].sort_values(["municipality", "school_name", "school_id"],
                                            kind="stable")
@@ -327,7 +329,7 @@ def section_risk(d, lang: str, p: Mapping[str, Any], *, top_n: int) -> str:
 
 # --- 5.5 objectivity -------------------------------------------------------------------------
 
-def evidence_table(d, lang: str, min_n: int) -> pd.DataFrame:
+def evidence_table(d: ReportData, lang: str, min_n: int) -> pd.DataFrame:
     """The comparisons behind each school's signs of non-objectivity: every row of a screen
     that fired for the school (the pooled one and by subject), with the school's value, the
     reference, the interval, the threshold and the participants on each side; rows with
@@ -391,7 +393,8 @@ def evidence_table(d, lang: str, min_n: int) -> pd.DataFrame:
     })
 
 
-def section_objectivity(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n: int) -> str:
+def section_objectivity(d: ReportData, lang: str, p: Mapping[str, Any], *, min_n: int,
+                        top_n: int) -> str:
     obj = d.objectivity
     level = level_text(p.get("z"))
     items = [_opt(f"flags.objectivity_{s}", lang, thr=None if p.get(k) is None else t(
@@ -415,9 +418,9 @@ def section_objectivity(d, lang: str, p: Mapping[str, Any], *, min_n: int, top_n
 
 # --- 5.6 changes -----------------------------------------------------------------------------
 
-def changes_counts(d, lang: str) -> pd.DataFrame:
+def changes_counts(d: ReportData, lang: str) -> pd.DataFrame:
     """Per list: schools this year and last year, entered, left."""
-    ch = d.changes
+    ch = d.flag_changes
     prev = (d.flags_summary or {}).get("previous_counts") or {}
     na_t = t("value.na", lang)
     rows = []
@@ -438,8 +441,8 @@ def changed_words(changed: pd.Series, lang: str) -> pd.Series:
     return words.groupby(level=0).agg(", ".join).reindex(changed.index).fillna("")
 
 
-def changes_table(d, lang: str) -> pd.DataFrame:
-    ch = d.changes
+def changes_table(d: ReportData, lang: str) -> pd.DataFrame:
+    ch = d.flag_changes
     names = school_names(d)
     order = {n: i for i, n in enumerate(CHANGE_LISTS)}
     ch = ch.join(names, on="school_id").assign(_l=ch["list"].map(order)).sort_values(
@@ -454,7 +457,7 @@ def changes_table(d, lang: str) -> pd.DataFrame:
     })
 
 
-def section_changes(d, lang: str, *, top_n: int) -> str:
+def section_changes(d: ReportData, lang: str, *, top_n: int) -> str:
     prev = (d.flags_summary or {}).get("previous_counts")
     out = [heading("report.list_changes", lang, 3)]
     if prev is None:
@@ -465,7 +468,7 @@ def section_changes(d, lang: str, *, top_n: int) -> str:
     if skipped:
         out.append(para("flags.changes_not_compared", lang, prev=d.year - 1,
                         lists=", ".join(label("list", k, lang) for k in skipped)))
-    if d.changes.empty:
+    if d.flag_changes.empty:
         out.append(para("flags.changes_none", lang))
     else:
         out.append(listing(changes_table(d, lang), lang, d, max_rows=top_n))
@@ -474,7 +477,7 @@ def section_changes(d, lang: str, *, top_n: int) -> str:
 
 # --- section 5 -------------------------------------------------------------------------------
 
-def section_lists(d, lang: str, flags: Mapping[str, Any] | None = None, *, min_n: int,
+def section_lists(d: ReportData, lang: str, flags: Mapping[str, Any] | None = None, *, min_n: int,
                   top_n: int) -> str:
     """Section 5 without the cards: 5.1 resilient (and «требует проверки»), 5.2 ШНОР,
     5.3 ШНСУ, 5.4 risk zone, 5.5 signs of non-objectivity, 5.6 changes since last year.
@@ -495,7 +498,7 @@ def section_lists(d, lang: str, flags: Mapping[str, Any] | None = None, *, min_n
 
 # --- 5.7 cards -------------------------------------------------------------------------------
 
-def section_cards(d, lang: str, flags: Mapping[str, Any] | None = None, *,
+def section_cards(d: ReportData, lang: str, flags: Mapping[str, Any] | None = None, *,
                   min_n: int, compact: bool = True) -> str:
     """5.7: every listed school's card, grouped by municipality (alphabetical), schools by
     name within it."""
@@ -532,7 +535,7 @@ def typology_matrix(f: pd.DataFrame) -> pd.DataFrame:
     return m
 
 
-def section_typology(d, lang: str, flags: Mapping[str, Any] | None = None) -> str:
+def section_typology(d: ReportData, lang: str, flags: Mapping[str, Any] | None = None) -> str:
     """Section 6: the context x performance matrix, the typological groups (with what each
     means), and the groups by municipality."""
     p = flag_params(d, flags)
@@ -581,7 +584,7 @@ def section_typology(d, lang: str, flags: Mapping[str, Any] | None = None) -> st
 
 # --- metrics ---------------------------------------------------------------------------------
 
-def flag_metrics(d) -> dict[str, Any]:
+def flag_metrics(d: ReportData) -> dict[str, Any]:
     """The flags' keys of ``metrics.json``: counts of each list, the typology, the ШНОР
     labels, how many specifications a resilience held in, the variance components, and the
     changes since last year."""
@@ -589,7 +592,7 @@ def flag_metrics(d) -> dict[str, Any]:
     s = d.flags_summary or {}
     held = f.loc[f["specs_held"] > 0, "specs_held"].value_counts()
     total = int(f["specs_total"].max()) if len(f) else len(SPECS)
-    ch = d.changes
+    ch = d.flag_changes
     return {
         "lists": {c: int(f[c].sum()) for c in CARD_LISTS if c in f},
         "typology": {k: int((f["typology"] == k).sum()) for k in TYPOLOGY},
@@ -613,7 +616,7 @@ def flag_metrics(d) -> dict[str, Any]:
     }
 
 
-def methods_text(d, lang: str) -> str:
+def methods_text(d: ReportData, lang: str) -> str:
     """One sentence on the variance components of the school effects (flags.json)."""
     comps = (d.flags_summary or {}).get("components") or []
     if not comps:
@@ -629,7 +632,7 @@ __all__: Sequence[str] = (
     "flag_metrics", "methods_text")
 
 
-def shnsu_cut_on_index(d) -> float | None:
+def shnsu_cut_on_index(d: ReportData) -> float | None:
     """The ШНСУ cut (set on the index anchored to the reference year) on the reporting
     year's social index, for the gradient figure: the anchored and the current index of the
     year's schools are linear in each other, so the cut maps by the fitted line. ``None``

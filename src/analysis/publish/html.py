@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.i18n import label, t
+from analysis.publish.data import ReportData
 
 Formatter = Callable[[Any], str]
 
@@ -214,7 +215,7 @@ def suppress(values: pd.Series, n: pd.Series, min_n: int, lang: str = "ru",
 
 # --- lists of schools ------------------------------------------------------------------------
 
-def regions_of(d) -> pd.Series | None:
+def regions_of(d: ReportData) -> pd.Series | None:
     """Municipality -> region when the schools come from several regions (a national file
     with the optional ``region`` column), else ``None`` (a regional report)."""
     sy = d.schools_year

@@ -24,6 +24,7 @@ import pandas as pd
 from analysis.i18n import catalogue, label, t
 from analysis.outputs import write_json
 from analysis.publish.context_report import metrics as context_metrics
+from analysis.publish.data import ReportData
 from analysis.publish.figures import ROLE, figure_html
 from analysis.publish.flags_report import flag_metrics, methods_text
 from analysis.publish.html import (
@@ -166,7 +167,7 @@ def join_labels(values: Sequence[Any], kind: str | None, lang: str = "ru") -> st
 
 # --- the report's sections (each returns HTML; figures are separate) -----------------------
 
-def summary_counts(d, lang: str = "ru") -> dict[str, int]:
+def summary_counts(d: ReportData, lang: str = "ru") -> dict[str, int]:
     """Headline counts of the report (and of metrics.json): schools, results, and the number
     of schools on each list of section 5."""
     f = d.flags
@@ -197,7 +198,7 @@ def edition_date(iso: str | None, lang: str = "ru") -> str:
     return f"{d} {t(f'page.month_{m}', 'en')} {y}"
 
 
-def report_meta(d, lang: str, params: Mapping[str, Any]) -> dict[str, str]:
+def report_meta(d: ReportData, lang: str, params: Mapping[str, Any]) -> dict[str, str]:
     """The document's metadata rows: region, reporting year, issuing date, edition, code."""
     v = code_version()
     code = f"school-context {v.get('package') or '?'}"
@@ -210,7 +211,8 @@ def report_meta(d, lang: str, params: Mapping[str, Any]) -> dict[str, str]:
             "code": code}
 
 
-def section_title(d, lang: str, min_n: int, params: Mapping[str, Any] | None = None) -> str:
+def section_title(d: ReportData, lang: str, min_n: int,
+                  params: Mapping[str, Any] | None = None) -> str:
     """The page's header: issuing body, title, metadata (region, year, date, edition, code
     version) and the introduction."""
     p = dict(params or {})
@@ -223,7 +225,7 @@ def section_title(d, lang: str, min_n: int, params: Mapping[str, Any] | None = N
                        issuer=p.get("report_issuer"), lead=lead)
 
 
-def key_findings(d, lang: str) -> list[str]:
+def key_findings(d: ReportData, lang: str) -> list[str]:
     """The year's main findings as sentences, computed from the results (plain text)."""
     c = summary_counts(d, lang)
     f = d.flags
@@ -248,7 +250,7 @@ def key_findings(d, lang: str) -> list[str]:
     return out
 
 
-def section_summary(d, lang: str) -> str:
+def section_summary(d: ReportData, lang: str) -> str:
     """The year's main findings in words, then the headline counts."""
     items = "".join(f"<li>{html.escape(x)}</li>" for x in key_findings(d, lang))
     return "\n".join([
@@ -259,7 +261,7 @@ def section_summary(d, lang: str) -> str:
     ])
 
 
-def coverage_table(d, min_n: int) -> pd.DataFrame:
+def coverage_table(d: ReportData, min_n: int) -> pd.DataFrame:
     """Schools and participants by procedure, subject, grade and year (regional totals;
     every total is far above ``min_n`` or it is not shown)."""
     r = d.results.loc[d.results["participants"] > 0]
@@ -268,7 +270,7 @@ def coverage_table(d, min_n: int) -> pd.DataFrame:
     return g
 
 
-def section_coverage(d, lang: str, min_n: int, top_n: int) -> str:
+def section_coverage(d: ReportData, lang: str, min_n: int, top_n: int) -> str:
     """Data coverage, the validation summary and the exclusions (every excluded row)."""
     v = d.validation or {}
     cov = coverage_table(d, min_n)
@@ -340,7 +342,7 @@ def cohort_drop(dyn: pd.DataFrame, procedure: str = "VPR") -> pd.DataFrame:
         ["subject", "year", "share_quality_4", "year_5", "share_quality_5", "change"]]
 
 
-def section_dynamics(d, lang: str, min_n: int = 10, top_n: int = 30) -> str:
+def section_dynamics(d: ReportData, lang: str, min_n: int = 10, top_n: int = 30) -> str:
     """Three years of regional results by procedure, subject and grade, and the drop from
     grade 4 to grade 5 where the data hold both."""
     dyn = dynamics(d.results, min_n)
@@ -362,7 +364,7 @@ def section_dynamics(d, lang: str, min_n: int = 10, top_n: int = 30) -> str:
     return "\n".join(parts)
 
 
-def section_methods(d, lang: str, params: Mapping[str, Any]) -> str:
+def section_methods(d: ReportData, lang: str, params: Mapping[str, Any]) -> str:
     """Methods appendix: method in words, the data files with their SHA-256, the code and
     package versions, and every parameter of the run (paths relative to the project)."""
     p = params
@@ -408,7 +410,7 @@ def excluded_students(ledger: pd.DataFrame) -> pd.DataFrame:
             .reset_index())
 
 
-def section_exclusions(d, lang: str, top_n: int) -> str:
+def section_exclusions(d: ReportData, lang: str, top_n: int) -> str:
     acc = label_categories(d.accounting, lang)
     led = excluded_rows(d.ledger)
     students = excluded_students(d.ledger)
@@ -427,7 +429,7 @@ def section_exclusions(d, lang: str, top_n: int) -> str:
     ])
 
 
-def build_metrics(d, params: Mapping[str, Any]) -> dict[str, Any]:
+def build_metrics(d: ReportData, params: Mapping[str, Any]) -> dict[str, Any]:
     """metrics.json: headline numbers a researcher compares across runs (dvc exp show).
 
     Required keys (issue "Context"): ``index.variance_explained``, ``clusters.silhouette``,
@@ -443,7 +445,7 @@ def build_metrics(d, params: Mapping[str, Any]) -> dict[str, Any]:
         "typology": {k: v for k, v in flags.pop("typology").items() if k != "na"},
         "flags": flags,
         "ses": ses_metrics(d.estimates, year=d.year),
-        **context_metrics(d.context),
+        **context_metrics(d.context_summary),
         "accounting_balanced": bool(
             (d.accounting["in_scope"] == d.accounting["used"] + d.accounting["excluded"]).all()),
     }

@@ -58,12 +58,13 @@ def report_sections(d: ReportData, params: Mapping[str, Any], root: str | Path =
     yield _join(
         heading("report.distributions", lang),
         para("report.distributions_text", lang, quality=rp.quality_formula_text(params, lang)),
-        rp.figure(rp.fig_distributions(d.index.loc[d.index["year"] == year, "social_index"],
-                                       sy.loc[sy["n_students"] >= min_n, "quality_index"],
-                                       lang),
+        rp.figure(rp.fig_distributions(
+            d.social_index.loc[d.social_index["year"] == year, "social_index"],
+            sy.loc[sy["n_students"] >= min_n, "quality_index"], lang),
                   "distributions", lang, min_n=min_n),
-        cr.section_index(d.context, lang), cr.section_quality_groups(d.context, lang, min_n))
-    c = d.context["clusters"]
+        cr.section_index(d.context_summary, lang),
+        cr.section_quality_groups(d.context_summary, lang, min_n))
+    c = d.context_summary["clusters"]
     criterion = t("report.criterion_bic" if c["method"] == "gmm"
                   else "report.criterion_silhouette", lang)
     yield _join(
@@ -74,13 +75,13 @@ def report_sections(d: ReportData, params: Mapping[str, Any], root: str | Path =
         para("report.clusters_heatmap", lang),
         rp.figure(cr.fig_profile_heatmap(d, lang), "heatmap", lang),
         cr.section_similar(d, lang, min_n, top_n))
-    est, model = d.estimates, d.gradient["model"]
-    quarters = d.sample["social_index"].quantile([0.25, 0.5, 0.75]).tolist()
+    est, model = d.estimates, d.ses_link_summary["model"]
+    quarters = d.ses_sample["social_index"].quantile([0.25, 0.5, 0.75]).tolist()
     yield _join(
-        sr.section_gradient(est, d.sample, lang, year=year, min_n=min_n,
+        sr.section_gradient(est, d.ses_sample, lang, year=year, min_n=min_n,
                             spec_text=sr.spec_text(model, lang)),
-        rp.figure(sf.fig_gradient(d.sample, d.curve, tuple(model["support_bounds"]), quarters,
-                                  lang, shnsu_cut=fr.shnsu_cut_on_index(d),
+        rp.figure(sf.fig_gradient(d.ses_sample, d.ses_curve, tuple(model["support_bounds"]),
+                                  quarters, lang, shnsu_cut=fr.shnsu_cut_on_index(d),
                                   resilient=d.flags.loc[d.flags["resilient"], "school_id"]),
                   "gradient", lang, year=year),
         sr.gradient_by_table(est, lang, year=year),

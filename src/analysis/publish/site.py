@@ -38,6 +38,7 @@ from analysis.publish import flag_cards as fc
 from analysis.publish import flag_text as ft
 from analysis.publish import flags_report as fr
 from analysis.publish import report as rp
+from analysis.publish.data import ReportData
 from analysis.publish.figures import use_style
 from analysis.publish.html import (
     col_label,
@@ -89,7 +90,7 @@ def municipality_files(names: list[str]) -> dict[str, str]:
 
 # --- tables ---------------------------------------------------------------------------------
 
-def schools_table(d, min_n: int, lang: str = "ru") -> pd.DataFrame:
+def schools_table(d: ReportData, min_n: int, lang: str = "ru") -> pd.DataFrame:
     """One row per school of the reporting year: context, indices, effect, every flag.
 
     The quality index and quality group of a school with fewer than ``min_n`` students are
@@ -98,13 +99,13 @@ def schools_table(d, min_n: int, lang: str = "ru") -> pd.DataFrame:
     f = d.flags.copy()
     sy = d.schools_year.drop_duplicates("school_id").set_index("school_id")
     f["enrollment"] = f["school_id"].map(sy["enrollment"]) if "enrollment" in sy else pd.NA
-    idx = d.index.loc[d.index["year"] == d.year].drop_duplicates("school_id").set_index(
-        "school_id")
+    idx = (d.social_index.loc[d.social_index["year"] == d.year]
+           .drop_duplicates("school_id").set_index("school_id"))
     f["social_band"] = f["school_id"].map(idx["social_band"]).astype("Int64")
     cl = d.clusters.loc[d.clusters["year"] == d.year].drop_duplicates("school_id").set_index(
         "school_id")
     f["cluster"] = f["school_id"].map(cl["cluster"]).astype("Int64")
-    by_lang = (d.context.get("clusters", {}).get("names") or {}).get(lang) or {}
+    by_lang = (d.context_summary.get("clusters", {}).get("names") or {}).get(lang) or {}
     names = {int(k): v for k, v in by_lang.items()}
     f["cluster_name"] = f["cluster"].map(lambda c: names.get(int(c), "") if pd.notna(c) else "")
     qg = d.quality_groups.loc[d.quality_groups["year"] == d.year].drop_duplicates(
@@ -122,7 +123,7 @@ def schools_table(d, min_n: int, lang: str = "ru") -> pd.DataFrame:
                             if c in out], kind="stable", ignore_index=True)
 
 
-def shnor_procedures_table(d, min_n: int) -> pd.DataFrame:
+def shnor_procedures_table(d: ReportData, min_n: int) -> pd.DataFrame:
     """The low procedures of the ШНОР schools with at least ``min_n`` participants; a
     smaller procedure is never listed (the report's ШНОР table only counts it)."""
     det = d.shnor_details
@@ -143,21 +144,21 @@ def shnor_procedures_table(d, min_n: int) -> pd.DataFrame:
         kind="stable", ignore_index=True)
 
 
-def typology_by_municipality(d) -> pd.DataFrame:
+def typology_by_municipality(d: ReportData) -> pd.DataFrame:
     """Schools of each typological group by municipality (one row per municipality)."""
     f = d.flags
     m = pd.crosstab(f["municipality"], f["typology"].fillna("na"))
     return m.reset_index().rename_axis(columns=None)
 
 
-def tables(d, params: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+def tables(d: ReportData, params: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
     """Every published table, by its code: the downloads' content."""
     min_n = int(params["min_n"])
     return {
         "schools": schools_table(d, min_n, params.get("lang", "ru")),
         "shnor_procedures": shnor_procedures_table(d, min_n),
         "typology_by_municipality": typology_by_municipality(d),
-        "changes": d.changes.merge(ft.school_names(d).reset_index(), on="school_id",
+        "changes": d.flag_changes.merge(ft.school_names(d).reset_index(), on="school_id",
                                    how="left").reindex(columns=[
                                        "school_id", "school_name", "municipality", "list",
                                        "change", "changed"]),
@@ -223,7 +224,7 @@ def municipal_schools_table(s: pd.DataFrame, lang: str, min_n: int) -> pd.DataFr
     })
 
 
-def municipal_dynamics(d, mun: str, min_n: int, regional: pd.DataFrame) -> pd.DataFrame:
+def municipal_dynamics(d: ReportData, mun: str, min_n: int, regional: pd.DataFrame) -> pd.DataFrame:
     """The municipality's shares by procedure, subject, grade and year beside the region's
     (``regional``: :func:`analysis.publish.report.dynamics` of all results); a share behind
     fewer than ``min_n`` participants is missing."""
@@ -237,12 +238,12 @@ def municipal_dynamics(d, mun: str, min_n: int, regional: pd.DataFrame) -> pd.Da
     return m
 
 
-def gradient_canvas(d, lang: str):
+def gradient_canvas(d: ReportData, lang: str):
     """The regional gradient of the municipal reports, drawn once
     (:class:`analysis.publish.ses_figures.GradientCanvas`)."""
-    model = d.gradient.get("model", {})
-    quarters = d.sample["social_index"].quantile([0.25, 0.5, 0.75]).tolist()
-    return GradientCanvas(d.sample, d.curve, tuple(model.get("support_bounds") or ()),
+    model = d.ses_link_summary.get("model", {})
+    quarters = d.ses_sample["social_index"].quantile([0.25, 0.5, 0.75]).tolist()
+    return GradientCanvas(d.ses_sample, d.ses_curve, tuple(model.get("support_bounds") or ()),
                           quarters, lang, shnsu_cut=fr.shnsu_cut_on_index(d))
 
 
@@ -263,7 +264,7 @@ class RegionView:
         self.canvas.close()
 
 
-def region_view(d, params: Mapping[str, Any], lang: str) -> RegionView:
+def region_view(d: ReportData, params: Mapping[str, Any], lang: str) -> RegionView:
     """The :class:`RegionView` of a run (close it when the pages are written)."""
     f = d.flags
     return RegionView(
@@ -275,7 +276,7 @@ def region_view(d, params: Mapping[str, Any], lang: str) -> RegionView:
         canvas=gradient_canvas(d, lang))
 
 
-def municipal_page(d, mun: str, params: Mapping[str, Any], *, lang: str,
+def municipal_page(d: ReportData, mun: str, params: Mapping[str, Any], *, lang: str,
                    view: RegionView) -> str:
     """The report of one municipality: its schools against the region (``view``)."""
     min_n = int(params["min_n"])
@@ -322,7 +323,7 @@ def municipal_page(d, mun: str, params: Mapping[str, Any], *, lang: str,
 
 # --- the index page -------------------------------------------------------------------------
 
-def index_page(d, params: Mapping[str, Any], files: Mapping[str, str], lang: str,
+def index_page(d: ReportData, params: Mapping[str, Any], files: Mapping[str, str], lang: str,
                downloads_list: list[tuple[str, str]], meta: Mapping[str, str]) -> str:
     """``index.html``: the regional report, every municipal report, every download."""
     f = d.flags
@@ -359,7 +360,7 @@ def index_page(d, params: Mapping[str, Any], files: Mapping[str, str], lang: str
 
 # --- all of it ------------------------------------------------------------------------------
 
-def write_site(d, params: Mapping[str, Any], out: str | Path) -> list[Path]:
+def write_site(d: ReportData, params: Mapping[str, Any], out: str | Path) -> list[Path]:
     """Write the downloads, the municipal reports and ``index.html`` into ``out`` (replaced
     whole). Returns the written files, sorted."""
     use_style()
