@@ -17,7 +17,7 @@
 # Only lmer() is timed (system.time, elapsed seconds), never the reading of the CSV.
 # Output: one line per spec, "LME4 " followed by a JSON object (base R only; numbers with 17
 # significant digits, NA/NaN/Inf as null).  Used by benchmarks/mixed_scale.py and
-# tests/lme4_ref.py.
+# tests/helpers/lme4_ref.py.
 
 suppressPackageStartupMessages(library(lme4))
 

@@ -45,7 +45,7 @@ with the project's ``params.yaml`` (``year`` = 2025, ``min_n``, ``ses_link``,
   included) is reported next to the peak after reading the inputs.
 
 lme4.  For the two mixed rows, lme4 fits the SAME school-level data and models through
-``benchmarks/lme4_fit.R`` (via ``tests/lme4_ref.py`` and the comparison of
+``benchmarks/lme4_fit.R`` (via ``tests/helpers/lme4_ref.py`` and the comparison of
 ``benchmarks/mixed_scale.py``): y = quality index, fixed part = the expected model's design
 (the spline columns of the index and the dummies, written to the CSV as numeric columns, so
 both sides fit exactly the same X), group = municipality, weights = ``n_students`` scaled to

@@ -67,7 +67,7 @@ folder = os.path.dirname(os.path.abspath(info["ip"]))
 json.dump({"transport": info["transport"], "ip": info["ip"], "connection_file": cf,
            "mode": stat.S_IMODE(os.stat(folder).st_mode), "folder": folder,
            "inet": [str(c) for c in psutil.Process().net_connections(kind="inet")],
-           "sockets": sorted(os.listdir(folder)), "n": tiny_n,
+           "sockets": sorted(os.listdir(folder)), "n": params["tiny"]["n"],
            "cmdline": psutil.Process().cmdline()},
           open("probe.json", "w"))
 # output of a forked subprocess reaches the notebook (ipykernel's pipe, here a unix socket)
@@ -80,13 +80,13 @@ child.join()
 
 def probe_project(root, source: str):
     """A project of one stage, ``probe``, whose notebook runs ``source`` (after its
-    parameters cell, ``tiny_n``)."""
+    parameters cell, ``params``)."""
     (root / "notebooks").mkdir(parents=True)
     (root / "params.yaml").write_text("year: 2025\nlang: en\ntiny:\n  n: 3\n", encoding="utf-8")
     (root / "dvc.yaml").write_text(
         "stages:\n  probe:\n    cmd: python -m analysis.pipeline.nbrun probe\n"
         "    params:\n      - tiny\n", encoding="utf-8")
-    params = nbformat.v4.new_code_cell("tiny_n = 1")
+    params = nbformat.v4.new_code_cell('params = {"tiny": {"n": 1}}')
     params.metadata["tags"] = ["parameters"]
     nb = nbformat.v4.new_notebook(cells=[params, nbformat.v4.new_code_cell(source)])
     nb.metadata["kernelspec"] = {"name": nbrun.KERNEL_NAME, "display_name": "Python",

@@ -6,7 +6,7 @@ the signs of non-objectivity, ШНОР, ШНСУ, the risk zone, similar schools
 :func:`school_cards` makes them escaped HTML cards, shown in the report's section 5.7
 (:func:`analysis.publish.flags_report.section_cards`) and on the municipal pages
 (:mod:`analysis.publish.site`).  Inputs are the stage 04 outputs in
-:class:`analysis.pipeline.stages.ReportData` (``flags``, ``cards``, ``shnor_details``,
+:class:`analysis.publish.data.ReportData` (``flags``, ``flag_cards``, ``shnor_details``,
 ``objectivity``, ``similar_peers``); a procedure with fewer than ``min_n`` participants is
 «н/д» on a card.
 """
