@@ -122,8 +122,12 @@ def select(params: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
 
 
 def merge(params: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """``params`` with ``overrides`` applied: a section given as a mapping updates the
-    section key by key, anything else replaces the value."""
+    """``params`` with ``overrides`` applied: sections merge key by key, one level deep.
+
+    A value inside a section replaces the project's value whole, so an override of
+    ``index.indicators`` lists exactly the indicators to use; anything else (``year``)
+    replaces the value.
+    """
     out = copy.deepcopy(dict(params))
     for key, value in overrides.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):

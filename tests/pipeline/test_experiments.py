@@ -8,9 +8,8 @@ import re
 import subprocess
 
 import pytest
-from test_interrupted_experiment import BIN, ENV
 
-from helpers.project import TINY_PARAMS, make_project
+from helpers.project import BIN, ENV, TINY_PARAMS, make_project
 
 STAGES = ("01_prepare", "02_context_clusters", "03_ses_link", "04_flags", "05_report")
 

@@ -20,13 +20,8 @@ import pytest
 import yaml
 
 from analysis.pipeline.preflight import STAGED, experiment_state, main, params_drift, warning_text
-from helpers.project import TINY_PARAMS, make_project
+from helpers.project import BIN, ENV, TINY_PARAMS, make_project
 
-BIN = Path(sys.executable).parent
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_NOSYSTEM": "1"}
-ENV = {**os.environ, **GIT_ENV, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-       "DVC_NO_ANALYTICS": "1", "JUPYTER_PLATFORM_DIRS": "1", "PYTHONHASHSEED": "0"}
 PARAMS = {"year": 2025,
           "prepare": {"raw_dir": "data/raw", "mapping": None, "quality_grades": [5, 6, 9]},
           "index": {"indicators": {"share_low_income": -1, "share_parents_higher_ed": 1}},

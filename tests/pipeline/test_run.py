@@ -7,17 +7,18 @@ import json
 
 import pytest
 import yaml
-from test_real_exports import RU_RESULTS, RU_SCHOOLS, export, mapping_yaml
 
+from analysis.config import merge
 from analysis.errors import InputError
 from analysis.pipeline import run
+from helpers.exports import RU_RESULTS, RU_SCHOOLS, export, mapping_yaml
 from helpers.project import make_project
 
 
-def test_merge_params_merges_sections_and_replaces_values_whole():
+def test_merge_merges_sections_and_replaces_values_whole():
     base = {"year": 2025, "clusters": {"k": 5, "seed": 1},
             "index": {"indicators": {"a": 1, "b": -1}}}
-    merged = run.merge_params(base, {"clusters": {"k": 3}, "year": 2024,
+    merged = merge(base, {"clusters": {"k": 3}, "year": 2024,
                                      "index": {"indicators": {"a": 1}}})
     assert merged == {"year": 2024, "clusters": {"k": 3, "seed": 1},
                       "index": {"indicators": {"a": 1}}}

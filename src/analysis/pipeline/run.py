@@ -33,7 +33,6 @@ run the demo region and experiments).
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import shutil
 import sys
@@ -44,27 +43,12 @@ from typing import Any
 
 import yaml
 
-from analysis.config import PROCESSED, load_yaml, select, stage_param_keys
+from analysis.config import PROCESSED, load_yaml, merge, select, stage_param_keys
 from analysis.outputs import write_text
 from analysis.pipeline.nbrun import fix_threads, report_failure, run_stage
 from analysis.publish.folders import RunLock, staged
 
 WORK = Path(".runs")
-
-
-def merge_params(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``override`` applied: sections merge key by key, one level deep.
-
-    A value inside a section replaces the project's value whole, so an override of
-    ``index.indicators`` lists exactly the indicators to use.
-    """
-    out = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = {**out[key], **copy.deepcopy(dict(value))}
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def study_params(root: Path, data_dir: Path, year: int | None = None) -> dict[str, Any]:
@@ -79,7 +63,7 @@ def study_params(root: Path, data_dir: Path, year: int | None = None) -> dict[st
     if override_file.exists():
         override = load_yaml(override_file)
         _check_known(params, override, str(override_file))
-        params = merge_params(params, override)
+        params = merge(params, override)
     if year is not None:
         params["year"] = int(year)
     params["prepare"]["raw_dir"] = "data/raw"
