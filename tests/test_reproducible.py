@@ -153,6 +153,22 @@ def test_card_municipality_part_is_exactly_zero_in_a_single_level_model():
     assert np.allclose(multi["fitted"] - multi["municipal"], res["fitted"], atol=1e-12)
 
 
+def test_a_table_in_a_notebook_has_the_same_text_whatever_its_last_bits():
+    """Notebook 02 showed ``describe()`` of the standardised index: a mean of -1.8e-17 in one
+    run and exactly 0 in the next (NumPy's sums depend on memory alignment), so pandas wrote
+    the column in scientific notation, or not, with other widths.  Stage kernels show floats
+    rounded like written ones."""
+    import pandas as pd
+
+    from analysis.outputs import display_float, round_text
+
+    a = pd.DataFrame({"mean": [-1.788879e-17, 3.21351e-17, 0.0], "sd": [1.0005041, 1.0, 0.5]})
+    b = pd.DataFrame({"mean": [0.0, 0.0, 0.0], "sd": [1.0005041, 1.0, 0.5]})
+    with pd.option_context("display.float_format", display_float):
+        assert a.to_string() == b.to_string() and a.to_html() == b.to_html()
+    assert round_text("0.000000e+00 -0.0 0.0") == "0.0 0.0 0.0"
+
+
 # --- end to end: two environments, one set of bytes -----------------------------------------
 
 OTHER_CPU = {"OPENBLAS_CORETYPE": "SandyBridge", "OPENBLAS_NUM_THREADS": "4",

@@ -151,15 +151,38 @@ def round_text(text: str, digits: int | None = None) -> str:
     """Numbers printed in ``text`` rounded like written floats (:func:`round_sig`).
 
     For what a notebook shows: a printed float (``0.7226666666666667``, ``-1.788879e-17``)
-    carries the machine's last bits.  Each decimal number that rounding changes is
-    rewritten in its shortest form (``0.72266667``, ``0.0``); every other character, and
-    every number rounding leaves as it is, stays byte for byte.
+    carries the machine's last bits.  Each decimal number that rounding changes, and every
+    zero, is rewritten in its shortest form (``0.7226667``, ``0.0``); every other character,
+    and every other number rounding leaves as it is, stays byte for byte.
     """
     def sub(m: re.Match[str]) -> str:
         v = float(m.group(0))
         r = float(round_sig(v, digits))
-        return m.group(0) if r == v or not math.isfinite(v) else repr(r)
+        # a zero has one text (``0.000000e+00``, ``-0.0``, ``1e-17`` after rounding: ``0.0``)
+        return m.group(0) if (r == v and r != 0.0) or not math.isfinite(v) else repr(r)
     return _NUMBER.sub(sub, text)
+
+
+def display_float(value: float) -> str:
+    """How a stage notebook shows a float in a table: rounded like a written float
+    (:func:`round_sig`), then its shortest text (``0.7226667``, ``0.0``, ``993.0``).
+
+    pandas would otherwise choose each column's format from its values: a mean of
+    ``-1.8e-17`` on one run and ``0.0`` on the next gives a column in scientific notation, or
+    not, and other widths; rounded first, the text and the alignment are the same on any
+    machine and in any run.
+    """
+    return repr(float(round_sig(value)))
+
+
+def use_rounded_display() -> None:
+    """Make pandas show floats through :func:`display_float` (plain text and HTML tables).
+
+    The pipeline's runner calls it when a stage's kernel starts
+    (:func:`analysis.pipeline.nbrun.run_notebook`); numbers printed otherwise are rounded in
+    the executed notebook by :func:`round_text`.
+    """
+    pd.set_option("display.float_format", display_float)
 
 
 def dumps_json(obj: Any) -> str:

@@ -68,7 +68,9 @@ json.dump({"transport": info["transport"], "ip": info["ip"], "connection_file": 
            "mode": stat.S_IMODE(os.stat(folder).st_mode), "folder": folder,
            "inet": [str(c) for c in psutil.Process().net_connections(kind="inet")],
            "sockets": sorted(os.listdir(folder)), "n": params["tiny"]["n"],
-           "cmdline": psutil.Process().cmdline()},
+           "cmdline": psutil.Process().cmdline(),
+           "float_format": getattr(__import__("pandas").get_option("display.float_format"),
+                                   "__name__", None)},
           open("probe.json", "w"))
 # output of a forked subprocess reaches the notebook (ipykernel's pipe, here a unix socket)
 import multiprocessing
@@ -113,6 +115,7 @@ def test_kernel_runs_over_unix_sockets_in_a_private_folder_opening_no_port(probe
     cmd = probe["cmdline"]
     assert cmd[cmd.index("-m") + 1] == "analysis.pipeline.kernel"
     assert probe["transport"] == "ipc"
+    assert probe["float_format"] == "display_float"              # tables shown rounded
     assert probe["inet"] == []                                   # no TCP (or UDP) socket at all
     folder = probe["folder"]
     assert os.path.isabs(probe["ip"]) and os.path.dirname(probe["connection_file"]) == folder

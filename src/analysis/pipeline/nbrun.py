@@ -54,6 +54,11 @@ from analysis.outputs import OutputError, copy_file, round_text, write_text  # n
 from analysis.publish import folders  # noqa: E402
 
 KERNEL_NAME = "school-context"
+#: Run in a stage's kernel when it starts: pandas shows floats rounded like written ones
+#: (:func:`analysis.outputs.use_rounded_display`), so a table's text does not depend on the
+#: last bits of its numbers.
+KERNEL_SETUP = ["from analysis.outputs import use_rounded_display as _rounded",
+                "_rounded()", "del _rounded"]
 TEMPLATES = Path(__file__).resolve().parents[1] / "publish" / "templates"
 #: Per-cell and per-notebook metadata that records when, not what; removed for determinism.
 VOLATILE = ("start_time", "end_time", "duration")
@@ -181,7 +186,8 @@ def run_notebook(stage: str, *, root: str | Path = ".", output: str | Path | Non
                 # a pipeline kernel keeps no command history (no writes to ~/.ipython) and
                 # logs to a file, not to the analyst's terminal
                 extra_arguments=["--HistoryManager.enabled=False",
-                                 f"--SchoolContextKernelApp.log_file={log}"],
+                                 f"--SchoolContextKernelApp.log_file={log}",
+                                 f"--IPKernelApp.exec_lines={KERNEL_SETUP!r}"],
             )
         except Exception as exc:  # the kernel's log goes with it (shown by --traceback)
             text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
