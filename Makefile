@@ -118,6 +118,7 @@ bench: $(SETUP) sysdeps ## Run the benchmarks (on demand; prints medians and rat
 	$(PY) benchmarks/mixed_scale.py
 	$(PY) benchmarks/ses_link_scale.py
 	$(PY) benchmarks/flags_truth.py
+	$(PY) benchmarks/flags_truth.py --modes
 	$(PY) benchmarks/float_noise.py
 	$(PY) benchmarks/publish.py
 
