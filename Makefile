@@ -7,6 +7,9 @@ STAMP  := $(VENV)/.installed
 RAW    := data/raw
 # make report DATA=<folder> [YEAR=<year>]: your own data, outside DVC (see README)
 DATA   ?=
+# make data STUDENTS=0: the demo region without its students table (index only, as most
+# regions); STUDENTS=1 writes it whatever params.yaml's demo.write_students says
+STUDENTS ?=
 YEAR   ?= $(shell sed -n 's/^year: *\([0-9]*\).*/\1/p' params.yaml)
 
 # The Python environment every target uses.  By default .venv, created and installed with pip
@@ -75,9 +78,10 @@ sysdeps: ## Install the Debian packages (R + lme4, Chromium) with apt, where ava
 	      --no-install-recommends $(SYSDEPS) >/dev/null ) \
 	    || echo "warning: apt could not install $(SYSDEPS); the lme4 and browser tests will fail"; fi
 
-data: $(SETUP) ## Generate the embedded demo region into data/raw (only when absent)
+data: $(SETUP) ## Generate the demo region into data/raw if absent (STUDENTS=0: no students table)
 	@if ls $(RAW)/schools.* >/dev/null 2>&1; then echo "$(RAW) already has a schools table: kept as is"; \
-	else $(PY) -m analysis.demo.synth --params params.yaml --out $(RAW) --truth data/demo_truth; fi
+	else $(PY) -m analysis.demo.synth --params params.yaml --out $(RAW) --truth data/demo_truth \
+	  $(if $(filter 0,$(STUDENTS)),--no-students,$(if $(filter 1,$(STUDENTS)),--students)); fi
 
 ifeq ($(strip $(DATA)),)
 report: data ## Run the study: demo region via DVC, or `make report DATA=<folder> YEAR=<year>`
@@ -114,6 +118,7 @@ bench: $(SETUP) sysdeps ## Run the benchmarks (on demand; prints medians and rat
 	$(PY) benchmarks/mixed_scale.py
 	$(PY) benchmarks/ses_link_scale.py
 	$(PY) benchmarks/flags_truth.py
+	$(PY) benchmarks/flags_truth.py --modes
 	$(PY) benchmarks/float_noise.py
 	$(PY) benchmarks/publish.py
 

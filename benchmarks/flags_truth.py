@@ -30,6 +30,20 @@ results in the reporting year.  A metric whose flag column stage 04 does not (ye
 prints ``n/a``.  Wall time per seed and the peak resident memory are printed at the end.
 
     python benchmarks/flags_truth.py [--seeds 20250 1 2 3 4 5] [--n-schools 1000] [--out F]
+
+``--modes`` prints the trade-off of issue #22 instead: each fresh seed's region (default
+seeds 31, 32, 33, none of the tests') is run in both modes, ``index`` (the region without
+its students table, as most regions: the context measure is the social index) and
+``students`` (with it), through stages 01-03 once per seed and mode, then stage 04 alone
+for every confidence ``flags.z`` x ``flags.min_effect`` of the grid.  For each mode and
+setting: the share of above/below calls with the opposite true sign (``opp_sign``), the
+share of resilient flags with u > 0 and a true status in the bottom 40%
+(``resilient_true``), the recall of the planted resilient schools and the number flagged;
+medians over the seeds, then the per-seed values.  ``goals`` marks the settings that meet
+#22's goals on the median (opposite sign <= 5%, resilient_true >= 95%, recall >= 0.80).
+
+    python benchmarks/flags_truth.py --modes [--seeds 31 32 33] [--z 1.64 1.96 2.33 2.58]
+        [--min-effect 0 0.05 0.1] [--n-schools 1000] [--out F]
 """
 
 from __future__ import annotations
@@ -49,6 +63,8 @@ import pandas as pd
 from analysis.demo.evaluate import METHODS, NAN, SCHOOL_TYPES, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Seeds of the default tables (``--modes`` uses 31, 32, 33 unless ``--seeds`` is given).
+DEFAULT_SEEDS = [20250, 1, 2, 3, 4, 5]
 
 
 def region_spec(params: Mapping[str, Any], seed: int, n_schools: int) -> Any:
@@ -83,6 +99,96 @@ def run_seed(seed: int, n_schools: int, params: Mapping[str, Any]) -> dict[str, 
                    threshold=float(f.get("shnor_threshold", 0.30)),
                    procedures=f.get("shnor_procedures"))
     return {"seed": seed, **out, "seconds": time.perf_counter() - start}
+
+
+#: The two modes of ``--modes``: whether the region keeps its students table.
+MODES = {"index": False, "students": True}
+#: #22's goals: (metric, bound, "max" or "min").
+GOALS = (("opposite_sign", 0.05, "max"), ("default.true_share", 0.95, "min"),
+         ("default.recall", 0.80, "min"))
+#: Columns of the trade-off tables: (metric, header, format).
+MODE_COLUMNS = (("opposite_sign", "opp_sign", ".3f"), ("default.true_share", "resilient_true",
+                                                        ".3f"),
+                ("default.recall", "recall", ".3f"), ("default.n_flagged", "n_resilient",
+                                                      ".0f"))
+
+
+def run_modes(seed: int, n_schools: int, params: Mapping[str, Any],
+              grid: Sequence[tuple[float, float]]) -> list[dict[str, Any]]:
+    """One seed in both :data:`MODES`: stages 01-03 once, stage 04 per (z, min_effect).
+
+    Returns
+    -------
+    list of dict
+        One row per mode and setting: ``seed, mode, z, min_effect``, the metrics of
+        :func:`analysis.demo.evaluate.evaluate` and ``seconds`` (stage 04 alone).
+    """
+    from analysis.config import merge
+    from analysis.demo.synth import generate_region, write_region
+    from analysis.pipeline.flow import run_slice
+
+    p = {**params, "prepare": {**params["prepare"], "raw_dir": "data/raw", "mapping": None},
+         "demo": {**(params.get("demo") or {}), "write_students": True}}
+    region = generate_region(region_spec(p, seed, n_schools))
+    rows = []
+    for mode, keep in MODES.items():
+        with tempfile.TemporaryDirectory(prefix=f"flags_truth_{mode}_") as tmp:
+            root = Path(tmp)
+            write_region(region, root / "data" / "raw", root / "demo_truth")
+            if not keep:  # the same region, without the pupil data
+                (root / "data" / "raw" / "students.parquet").unlink()
+            start = time.perf_counter()
+            run_slice(root, p, stop="03_ses_link")
+            print(f"  seed {seed} {mode}: stages 01-03 {time.perf_counter() - start:.1f} s",
+                  flush=True)
+            for z, min_effect in grid:
+                q = merge(p, {"flags": {"z": z, "min_effect": min_effect}})
+                start = time.perf_counter()
+                res = run_slice(root, q, start="04_flags", stop="04_flags")
+                f = q["flags"]
+                out = evaluate(res.flags, res.shnor, res.objectivity, region.truth,
+                               region.truth_procedures, year=int(q["year"]),
+                               threshold=float(f.get("shnor_threshold", 0.30)),
+                               procedures=f.get("shnor_procedures"))
+                rows.append({"seed": seed, "mode": mode, "z": z, "min_effect": min_effect,
+                             **out, "seconds": time.perf_counter() - start})
+    return rows
+
+
+def meets_goals(row: Mapping[str, Any]) -> str:
+    """``yes``, or the goals of :data:`GOALS` the row misses (NaN misses)."""
+    missed = []
+    for key, bound, kind in GOALS:
+        v = float(row.get(key, NAN))
+        if math.isnan(v) or (v > bound if kind == "max" else v < bound):
+            missed.append(key.replace("default.", "").replace("true_share", "resilient_true"))
+    return "yes" if not missed else "no: " + ", ".join(missed)
+
+
+def modes_report(rows: Sequence[Mapping[str, Any]], defaults: tuple[float, float]) -> str:
+    """Per mode: one line per (z, min_effect) with the medians, the per-seed values and
+    whether #22's goals are met; ``*`` marks today's defaults."""
+    df = pd.DataFrame(rows)
+    seeds = sorted(int(s) for s in df["seed"].unique())
+    lines = []
+    for mode in MODES:
+        sub = df.loc[df["mode"] == mode]
+        lines.append(f"\nmode: {mode} ({'with' if MODES[mode] else 'without'} the students "
+                     f"table); median over seeds {seeds} [per seed]")
+        header = ["z", "min_effect", *(h for _, h, _ in MODE_COLUMNS), "goals of #22"]
+        cells = []
+        for (z, me), g in sub.groupby(["z", "min_effect"], sort=True):
+            g = g.sort_values("seed")
+            med = {k: float(np.nanmedian(g[k].astype(float))) if g[k].notna().any() else NAN
+                   for k, _, _ in MODE_COLUMNS}
+            mark = "*" if (float(z), float(me)) == defaults else ""
+            cells.append([f"{z:g}{mark}", f"{me:g}", *(
+                f"{fmt(med[k], s)} [{' '.join(fmt(v, s) for v in g[k])}]"
+                for k, _, s in MODE_COLUMNS), meets_goals(med)])
+        widths = [max(len(x) for x in col) for col in zip(header, *cells, strict=True)]
+        lines += ["  ".join(x.ljust(w) for x, w in zip(line, widths, strict=True)).rstrip()
+                  for line in (header, *cells)]
+    return "\n".join(lines)
 
 
 # --- printing ------------------------------------------------------------------------------------
@@ -168,14 +274,20 @@ def report(rows: Sequence[Mapping[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Command line: run every seed, print the tables, optionally write ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[20250, 1, 2, 3, 4, 5])
+    parser.add_argument("--seeds", type=int, nargs="+", default=DEFAULT_SEEDS)
     parser.add_argument("--n-schools", type=int, default=1000)
     parser.add_argument("--out", type=Path, help="also write the per-seed metrics as CSV")
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument("--modes", action="store_true",
+                        help="both modes (index only, students) over the z x min_effect grid")
+    parser.add_argument("--z", type=float, nargs="+", default=[1.64, 1.96, 2.33, 2.58])
+    parser.add_argument("--min-effect", type=float, nargs="+", default=[0.0, 0.05, 0.1])
     args = parser.parse_args(argv)
     from analysis.config import load_yaml
 
     params = load_yaml(args.params)
+    if args.modes:
+        return main_modes(args, params)
     print(f"flags against planted truth: {args.n_schools} schools, reporting year "
           f"{params['year']}, seeds {args.seeds}")
     rows = []
@@ -187,6 +299,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\npeak RSS {peak:.0f} MiB; total {sum(r['seconds'] for r in rows):.1f} s")
     if args.out is not None:
         pd.DataFrame([*rows, mean_row(rows)]).to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def main_modes(args: argparse.Namespace, params: Mapping[str, Any]) -> int:
+    """``--modes``: the trade-off tables of both modes (default seeds 31, 32, 33)."""
+    seeds = args.seeds if args.seeds != DEFAULT_SEEDS else [31, 32, 33]
+    grid = [(float(z), float(me)) for z in args.z for me in args.min_effect]
+    f = params["flags"]
+    defaults = (float(f["z"]), float(f["min_effect"]))
+    print(f"flags against planted truth, both modes: {args.n_schools} schools, reporting year "
+          f"{params['year']}, seeds {seeds}, z {args.z}, min_effect {args.min_effect}")
+    start, rows = time.perf_counter(), []
+    for seed in seeds:
+        rows += run_modes(seed, args.n_schools, params, grid)
+    print(modes_report(rows, defaults))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(f"\n* today's defaults (z = {defaults[0]:g}, min_effect = {defaults[1]:g}); stage 04 "
+          f"median {np.median([r['seconds'] for r in rows]):.1f} s per setting; peak RSS "
+          f"{peak:.0f} MiB; total {time.perf_counter() - start:.0f} s")
+    if args.out is not None:
+        pd.DataFrame(rows).to_csv(args.out, index=False)
         print(f"wrote {args.out}")
     return 0
 

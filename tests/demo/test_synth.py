@@ -549,6 +549,23 @@ def test_cli_reads_the_demo_section_of_params(tmp_path):
                     "missing_rate": 0.05, "write_students": False}
 
 
+def test_cli_no_students_overrides_the_params_file(tmp_path):
+    """``make data STUDENTS=0``: the index-only region whatever ``demo.write_students`` says."""
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"year": 2025, "demo": {
+        "n_municipalities": 3, "n_schools": 40, "years": [2024, 2025], "seed": 5,
+        "write_students": True}}), encoding="utf-8")
+    assert main(["--params", str(params), "--no-students", "--out", str(tmp_path / "raw"),
+                 "--truth", str(tmp_path / "truth")]) == 0
+    assert (tmp_path / "raw" / "schools.csv").exists()
+    assert not (tmp_path / "raw" / "students.parquet").exists()
+    spec = json.loads((tmp_path / "truth" / "truth.json").read_text(encoding="utf-8"))["spec"]
+    assert spec["write_students"] is False
+    with pytest.raises(SystemExit):
+        main(["--students", "--no-students", "--out", str(tmp_path / "r"),
+              "--truth", str(tmp_path / "t")])
+
+
 @pytest.mark.parametrize("spec", [
     RegionSpec(n_municipalities=1),
     RegionSpec(n_municipalities=10, n_schools=29),

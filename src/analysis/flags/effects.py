@@ -185,8 +185,10 @@ def fit_residuals(panel: pd.DataFrame, spec: EffectSpec, *,
                   min_n: int) -> tuple[pd.DataFrame, dict[tuple[str, int], Any]]:
     """Expected value, residual and sampling variance of every usable school x year x outcome.
 
-    Usable: a social index and at least ``min_n`` participants.  The expected model is fitted
-    per outcome and year (the region's expectation moves with the year's tests).
+    Usable: a social index, at least ``min_n`` participants and, when ``cluster`` is a model
+    term, a context cluster (schools without a social index in the reporting year are not
+    clustered).  The expected model is fitted per outcome and year (the region's expectation
+    moves with the year's tests).
 
     Returns
     -------
@@ -197,7 +199,10 @@ def fit_residuals(panel: pd.DataFrame, spec: EffectSpec, *,
         (outcome, year) -> the :class:`~analysis.models.expected.ExpectedFit`.
     """
     model = dataclasses.replace(spec.model, cov_type="HC0")  # point estimates only
-    use = panel.loc[panel["social_index"].notna() & (panel["n"] >= min_n)]
+    usable = panel["social_index"].notna() & (panel["n"] >= min_n)
+    if "cluster" in model.terms and "cluster" in panel:
+        usable &= panel["cluster"].notna()
+    use = panel.loc[usable]
     parts, fits = [], {}
     for (outcome, year), sub in use.groupby(["outcome", "year"], sort=True):
         if len(sub) < 10 or sub["value"].nunique() < 2:

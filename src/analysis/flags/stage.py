@@ -353,16 +353,40 @@ def flags_stage(schools: pd.DataFrame, results: pd.DataFrame, index: pd.DataFram
 
     no_effect = rows["effect"].isna()
     in_panel = rows["school_id"].isin(panel.loc[panel["year"] == year, "school_id"])
+    clustered = (rows["school_id"].isin(x.clusters.loc[x.clusters["cluster"].notna(),
+                                                       "school_id"])
+                 if x.clusters is not None else pd.Series(True, index=rows.index))
     reason = pd.Series(np.select(
-        [~no_effect, rows["context_index"].isna(), ~in_panel],
-        ["", "no_social_index", "no_quality_results"], default="below_min_n"), index=rows.index)
+        [~no_effect, rows["context_index"].isna(), ~clustered, ~in_panel],
+        ["", "no_social_index", "no_cluster", "no_quality_results"], default="below_min_n"),
+        index=rows.index)
     rows["effect_reason"] = reason
     book = ledger.record(rows[["year", "school_id"]], no_effect, analysis="school_effect",
                          table="schools", reason=reason[no_effect])
+    if x.clusters is not None:
+        book = ledger.combine([book, _earlier_years_book(panel, year=year, min_n=min_n)])
     floats = [c for c in rows.columns if pd.api.types.is_float_dtype(rows[c])]
     rows[floats] = rows[floats].astype("Float64")
     return FlagsResult(rows, _effects_table(est), _cards(est, year), sh, sh_detail, obj,
                        evidence, changes, summary, book)
+
+
+def _earlier_years_book(panel: pd.DataFrame, *, year: int, min_n: int
+                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ledger of the earlier years' expected models when ``cluster`` is a model term.
+
+    The clusters are the reporting year's, so a school of an earlier year with a social
+    index and at least ``min_n`` participants but no cluster (no index, or no row, in the
+    reporting year) is left out of that year's expected models (reason ``no_cluster``).
+    Scope: the earlier years' school-years the models could use but for the cluster.
+    """
+    use = panel.loc[(panel["year"] < year) & panel["social_index"].notna()
+                    & (panel["n"] >= min_n)]
+    scope = (use.assign(no_cluster=use["cluster"].isna())
+             .groupby(["year", "school_id"], sort=True, observed=True)["no_cluster"].any()
+             .reset_index())
+    return ledger.record(scope[["year", "school_id"]], scope["no_cluster"],
+                         analysis="expected_model_years", table="schools", reason="no_cluster")
 
 
 def _effects_table(est: dict[str, Any]) -> pd.DataFrame:

@@ -155,19 +155,19 @@ def ses_link_stage(schools: pd.DataFrame, index: pd.DataFrame, school_year: pd.D
         A multilevel fit that did not converge or disagrees with statsmodels.
     """
     min_schools = int(ses_link["min_schools"])
-    sample, book = sample_mod.analysis_sample(schools, index, school_year, year=year, min_n=min_n)
+    spec = expected.ExpectedSpec.from_params(ses_link)
+    # a cluster term: schools without a cluster (no social index) are left out, booked
+    terms = clusters if "cluster" in spec.terms and clusters is not None else None
+    sample, book = sample_mod.analysis_sample(schools, index, school_year, year=year,
+                                              min_n=min_n, clusters=terms)
     sample_mod.check_sample(sample, min_schools=min_schools, year=year, min_n=min_n,
                           excluded=book[0]["reason"].value_counts(sort=False).to_dict())
-    spec = expected.ExpectedSpec.from_params(ses_link)
     notes: list[str] = []
     n_mun = int(sample["municipality"].nunique())
     if spec.cov_type == "cluster" and n_mun < MIN_CLUSTERS:
         spec = dataclasses.replace(spec, cov_type="HC3")
         notes.append(f"cov_type: {n_mun} municipalities are too few for errors clustered by "
                      f"municipality (at least {MIN_CLUSTERS}); HC3 used")
-    if "cluster" in spec.terms and clusters is not None:
-        sample = sample.merge(clusters[["school_id", "cluster"]], on="school_id", how="left")
-        sample["cluster"] = sample["cluster"].astype("string")
     fit = expected.fit_expected(sample, spec)
     sample = pd.concat([sample, fit.fitted], axis=1)
     rows = [fit.to_estimates(QUALITY, year)]

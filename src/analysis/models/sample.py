@@ -41,7 +41,7 @@ def check_sample(data: pd.DataFrame, *, min_schools: int = MIN_SCHOOLS,
     year, min_n, excluded : optional
         For the message: the reporting year, the ``min_n`` in force, and the number of the
         year's schools left out, by ledger reason (``below_min_n``, ``no_quality_results``,
-        ``no_social_index``).
+        ``no_social_index``, ``no_cluster``).
 
     Raises
     ------
@@ -63,7 +63,8 @@ def check_sample(data: pd.DataFrame, *, min_schools: int = MIN_SCHOOLS,
             total = n + sum(excluded.values())
             parts = {"below_min_n": f"fewer than {minimum} students",
                      "no_quality_results": "no quality results",
-                     "no_social_index": "no social index"}
+                     "no_social_index": "no social index",
+                     "no_cluster": "no context cluster"}
             order = [*parts, *sorted(set(excluded) - set(parts))]
             left_out = (f" (of {total} schools{when}, left out: " + ", ".join(
                 f"{excluded[reason]} with {parts.get(reason, reason)}"
@@ -92,24 +93,42 @@ def check_sample(data: pd.DataFrame, *, min_schools: int = MIN_SCHOOLS,
 
 
 def analysis_sample(schools: pd.DataFrame, index: pd.DataFrame, school_year: pd.DataFrame,
-                    *, year: int, min_n: int) -> tuple[pd.DataFrame, tuple]:
+                    *, year: int, min_n: int, clusters: pd.DataFrame | None = None
+                    ) -> tuple[pd.DataFrame, tuple]:
     """Schools of the reporting year that enter the gradient, and the ledger of the rest.
 
     A school of ``year`` is used when it has a social index, a quality index and at least
-    ``min_n`` students behind the quality index.
+    ``min_n`` students behind the quality index and, when ``clusters`` is given (``cluster``
+    is a model term), a context cluster (reason ``no_cluster`` otherwise).
+
+    Parameters
+    ----------
+    schools, index, school_year : DataFrame
+        The processed schools, social index and school-year tables.
+    year, min_n : int
+        The reporting year and the least number of students behind the quality index.
+    clusters : DataFrame, optional
+        ``school_id, cluster`` (stage 02's ``cluster_terms``); adds a string column
+        ``cluster`` to the sample.
 
     Returns
     -------
     sample : DataFrame, one row per used school
-        School columns plus ``social_index``, ``quality_index``, ``n_students``.
+        School columns plus ``social_index``, ``quality_index``, ``n_students`` (and
+        ``cluster``).
     (ledger, accounting) : tuple of DataFrame
     """
     key = list(schema.SCHOOL_KEY)
     scope = schools.loc[schools["year"] == year]
     merged = (scope.merge(index[key + ["social_index"]], on=key, how="left")
               .merge(school_year, on=key, how="left"))
+    if clusters is not None:
+        merged = merged.merge(clusters[["school_id", "cluster"]], on="school_id", how="left")
+        merged["cluster"] = merged["cluster"].astype("string")
     merged.index = scope.index
     reason = pd.Series(pd.NA, index=merged.index, dtype="string")
+    if clusters is not None:
+        reason = reason.mask(merged["cluster"].isna(), "no_cluster")
     reason = reason.mask(merged["n_students"] < min_n, "below_min_n")
     reason = reason.mask(merged["quality_index"].isna(), "no_quality_results")
     reason = reason.mask(merged["social_index"].isna(), "no_social_index")

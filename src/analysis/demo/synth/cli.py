@@ -1,7 +1,9 @@
 """Command line: ``python -m analysis.demo.synth`` and the ``school-context-demo`` script.
 
 The spec is :class:`RegionSpec`'s defaults, overridden by the ``demo`` section of the
-``--params`` file and then by the flags (see :mod:`analysis.demo.synth`).
+``--params`` file and then by the flags (see :mod:`analysis.demo.synth`).  ``--students``
+and ``--no-students`` override ``demo.write_students``: the latter writes the index-only
+region, without ``students.parquet`` (``make data STUDENTS=0``).
 """
 
 from __future__ import annotations
@@ -43,8 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--years", type=int, nargs="+")
     parser.add_argument("--missing-rate", type=float)
-    parser.add_argument("--students", action="store_true", default=None,
-                        help="also write students.parquet")
+    students = parser.add_mutually_exclusive_group()
+    students.add_argument("--students", action="store_true", default=None,
+                          help="also write students.parquet")
+    students.add_argument("--no-students", dest="students", action="store_false",
+                          help="write no students.parquet, whatever the params file says "
+                               "(the index-only region: most regions have no pupil data)")
     return parser
 
 
