@@ -26,7 +26,7 @@ import pytest
 
 from analysis.demo.synth import RegionSpec, generate_region
 from analysis.publish.scan import scan
-from helpers.project import ROOT, TINY_PARAMS, make_project
+from helpers.project import TINY_PARAMS, make_project
 
 pytestmark = pytest.mark.pipeline
 
@@ -216,15 +216,14 @@ def test_small_schools_have_no_published_result(published):
 
 # --- the browser test: every report, desktop and phone, network off ------------------------
 
-SHOTS = ROOT / "reports" / "screenshots"
-
 
 def test_every_report_renders_offline_at_desktop_and_phone_width(published, tmp_path):
     """Headless Chromium with the network off opens the regional report, the index and every
     municipal report at 1280 px and at a 375 px phone: no request fails or leaves the file,
     no console error, every section is there, the page is never wider than the screen
-    (tables scroll inside their box). Screenshots go to reports/screenshots/ to be looked
-    at."""
+    (tables scroll inside their box). Screenshots go to the test's temporary folder (pytest
+    keeps the last runs' under its basetemp, to be looked at), never under reports/, which
+    an analyst publishes."""
     from helpers.browser import Browser, find_chromium
 
     assert find_chromium(), ("headless Chromium is not installed: `make sysdeps` installs "
@@ -238,7 +237,7 @@ def test_every_report_renders_offline_at_desktop_and_phone_width(published, tmp_
             for width, mobile in ((1280, False), (375, True)):
                 name = f"{page.parent.name}-{page.stem}-{width}.png"
                 check = browser.check(page, width=width, mobile=mobile,
-                                      screenshot=SHOTS / name)
+                                      screenshot=tmp_path / "screenshots" / name)
                 assert check.failed_requests == [], (page, check.failed_requests)
                 assert check.console_errors == [], (page, check.console_errors)
                 assert not check.horizontal_overflow, (page, width)
