@@ -95,7 +95,7 @@ def collect(root: Path) -> dict[str, np.ndarray]:
 def compare(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> pd.DataFrame:
     """Per column: values, values that differ, max absolute and relative noise, and for each
     rule the flips and the expected flips."""
-    from analysis.outputs import round_sig
+    from analysis.outputs import round_sig, rounding_step
 
     rows = []
     for key in sorted(a):
@@ -112,22 +112,11 @@ def compare(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> pd.DataFrame:
                "max_rel": float(rel[d > 0].max(initial=0.0))}
         for digits in RULES:
             rx, ry = round_sig(x, digits), round_sig(y, digits)
-            q = _quantum(x, digits)  # 10**(exponent - digits + 1), at least the floor
+            q = rounding_step(x, digits)  # 10**(exponent - digits + 1), at least the floor
             row[f"flips_{digits}"] = int((rx != ry).sum())
             row[f"expected_{digits}"] = float(np.minimum(d / q, 1.0).sum())
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _quantum(x: np.ndarray, digits: int) -> np.ndarray:
-    """The rounding step of each value under ``digits`` (whole numbers: none, ``inf``)."""
-    from analysis.outputs import FLOAT_FLOOR as floor
-
-    mag = np.abs(x)
-    with np.errstate(divide="ignore"):
-        e = np.floor(np.log10(np.where(mag > 0, mag, 1e-300)))
-    q = np.maximum(10.0 ** (e - digits + 1), 10.0**floor)
-    return np.where((np.rint(x) == x) & (mag < 2.0**53), np.inf, q)
 
 
 def main() -> int:

@@ -61,17 +61,11 @@ def flatten(params: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
         Parameter name -> value, sorted by name.
     """
     out: dict[str, Any] = {}
-    for key in keys:
-        section, _, sub = key.partition(".")
-        if section not in params:
-            raise KeyError(f"params.yaml has no key '{section}'")
-        value = params[section]
-        if sub:
-            out[f"{section}_{sub}"] = value[sub]
-        elif isinstance(value, Mapping):
-            out.update({f"{section}_{k}": v for k, v in value.items()})
+    for name, value in select(params, keys).items():
+        if isinstance(value, Mapping):
+            out.update({f"{name}_{k}": v for k, v in value.items()})
         else:
-            out[section] = value
+            out[name] = value
     return dict(sorted(out.items()))
 
 

@@ -95,15 +95,7 @@ def round_sig(values: Any, digits: int | None = None, floor: int | None = None) 
         digits = FLOAT_DIGITS
     if digits is None:
         return x.copy()
-    if floor is None:
-        floor = FLOAT_FLOOR
-    finite = np.isfinite(x) & (x != 0.0)
-    with np.errstate(invalid="ignore"):
-        whole = finite & (np.abs(x) < _EXACT_INTEGERS) & (np.rint(x) == x)
-    finite &= ~whole
-    mag = np.abs(np.where(finite, x, 1.0))
-    exp10 = _POW10_EXP[np.clip(np.searchsorted(_POW10, mag, side="right") - 1, 0, None)]
-    shift = np.minimum(digits - 1 - exp10, -floor)
+    finite, shift = _rounding_shift(x, digits, floor)
     # scale by 10**shift; split it when one factor would overflow (tiny magnitudes)
     big = shift > 300
     s1 = _POW10[np.clip(np.where(big, 300, shift), -330, 308) + 330]
@@ -112,6 +104,32 @@ def round_sig(values: Any, digits: int | None = None, floor: int | None = None) 
         out = np.rint(x * s1 * s2) / s2 / s1
     out = np.where(out == 0.0, 0.0, out)  # -0.0 (from rint of a small negative) -> 0.0
     return np.where(finite, out, np.where(x == 0.0, 0.0, x))
+
+
+def _rounding_shift(x: np.ndarray, digits: int, floor: int | None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Which values are rounded (finite, non-zero, not a whole number below 2**53) and the
+    decimal shift of each: the value is rounded to a multiple of ``10**-shift``."""
+    if floor is None:
+        floor = FLOAT_FLOOR
+    finite = np.isfinite(x) & (x != 0.0)
+    with np.errstate(invalid="ignore"):
+        whole = finite & (np.abs(x) < _EXACT_INTEGERS) & (np.rint(x) == x)
+    finite &= ~whole
+    mag = np.abs(np.where(finite, x, 1.0))
+    exp10 = _POW10_EXP[np.clip(np.searchsorted(_POW10, mag, side="right") - 1, 0, None)]
+    return finite, np.minimum(digits - 1 - exp10, -floor)
+
+
+def rounding_step(values: Any, digits: int | None = None,
+                  floor: int | None = None) -> np.ndarray:
+    """The step :func:`round_sig` rounds each value to: ``10**(exponent - digits + 1)``, at
+    least ``10**floor``; ``inf`` where a value is kept as it is (zero, whole numbers below
+    2**53, NaN, infinities).  ``benchmarks/float_noise.py`` sets the noise against it."""
+    x = np.asarray(values, dtype="float64")
+    finite, shift = _rounding_shift(x, FLOAT_DIGITS if digits is None else digits, floor)
+    step = _POW10[np.clip(-shift, -330, 308) + 330]
+    return np.where(finite, step, np.inf)
 
 
 def round_frame(df: pd.DataFrame, digits: int | None = None) -> pd.DataFrame:

@@ -412,8 +412,10 @@ def _poisson_binomial_head(group: np.ndarray, p: np.ndarray, n_groups: int
     g, pp = group[order], p[order]
     starts = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
     position = np.arange(len(g)) - np.repeat(starts, np.diff(np.r_[starts, len(g)]))
-    for k in range(int(position.max()) + 1):
-        at = position == k
+    by = np.argsort(position, kind="stable")  # trial k of every group in one block
+    bounds = np.searchsorted(position[by], np.arange(int(position.max()) + 2))
+    for k in range(len(bounds) - 1):
+        at = by[bounds[k]:bounds[k + 1]]
         gi, pk = g[at], pp[at]
         a0, a1 = q0[gi], q1[gi]
         q2[gi] = q2[gi] + a1 * pk

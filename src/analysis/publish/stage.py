@@ -6,7 +6,7 @@ processed files (:func:`load_report_data`), displays the report's sections
 :func:`analysis.pipeline.nbrun.export_html`), then writes ``metrics.json`` and the site
 (downloads, municipal reports, index) with :func:`write_outputs`.
 :func:`analysis.pipeline.flow.run_all` calls the same :func:`run` without a display
-function; :func:`run_report` is the keyword form.
+function.
 
 At module level this module imports only pandas and the shared helpers;
 :func:`write_outputs` imports the report's modules (matplotlib) when it runs.
@@ -22,7 +22,7 @@ from analysis.config import flatten
 from analysis.files import FILES
 from analysis.publish.data import ReportData, load_report_data
 
-__all__ = ["PARAM_KEYS", "ReportData", "load_report_data", "run", "run_report",
+__all__ = ["PARAM_KEYS", "ReportData", "load_report_data", "run",
            "write_outputs"]
 
 #: The params.yaml keys the report receives (the ``params:`` of ``05_report`` in dvc.yaml).
@@ -55,30 +55,6 @@ def write_outputs(data: ReportData, params: Mapping[str, Any], root: str | Path 
     root = Path(root)
     report.write_metrics(root / FILES["metrics"], report.build_metrics(data, params))
     return site.write_site(data, params, root / FILES["site"])
-
-
-def run_report(root: str | Path = ".", *, year: int, params: Mapping[str, Any]
-               ) -> ReportData:
-    """Stage 05 without the notebook: read the report's data, write ``metrics.json`` and
-    the site (:func:`write_outputs`); the HTML report itself is the notebook's.
-
-    Parameters
-    ----------
-    root : str or Path
-        The project (or work) folder the processed files are under.
-    year : int
-        The reporting year.
-    params : mapping
-        The report's flattened parameters (see :func:`write_outputs`).
-
-    Returns
-    -------
-    ReportData
-        The data the report shows.
-    """
-    data = load_report_data(root, year=year)
-    write_outputs(data, params, root)
-    return data
 
 
 def run(root: str | Path, params: Mapping[str, Any],
